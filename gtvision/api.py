@@ -1,0 +1,97 @@
+"""Shared API building blocks: pagination, errors, permissions, the tenant-scoped viewset."""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_lazy as _
+from rest_framework import permissions, serializers, viewsets
+
+from admin_ctx.models import Role
+from gtvision.drf import Conflict, Pagination
+
+__all__ = ["Conflict", "Pagination", "AwareDateTimeField", "RolePermission", "TenantModelViewSet"]
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """ISO 8601 input that must carry a UTC offset; naive times are a 400."""
+
+    default_error_messages = {
+        "naive": _("Datetime must include a UTC offset (e.g. 2026-01-31T12:00:00-03:00)."),
+    }
+
+    def enforce_timezone(self, value):
+        if value.tzinfo is None or value.utcoffset() is None:
+            self.fail("naive")
+        return super().enforce_timezone(value)
+
+
+class RolePermission(permissions.BasePermission):
+    """Roles per view: ``read_roles`` for safe methods, ``write_roles`` for the others.
+
+    On detail routes the role is checked against the object, after the tenant-scoped
+    lookup, so an object of another prefeitura is a 404 before it can be a 403.
+    """
+
+    def _allowed(self, request, view) -> bool:
+        roles = (
+            getattr(view, "read_roles", set(Role.values))
+            if request.method in permissions.SAFE_METHODS
+            else getattr(view, "write_roles", {Role.ADMIN})
+        )
+        return request.user.role in roles
+
+    def has_permission(self, request, view) -> bool:
+        if not (request.user and request.user.is_authenticated):
+            return False
+        if (getattr(view, "lookup_url_kwarg", None) or view.lookup_field) in view.kwargs:
+            return True
+        return self._allowed(request, view)
+
+    def has_object_permission(self, request, view, obj) -> bool:
+        return self._allowed(request, view)
+
+
+class TenantModelViewSet(viewsets.ModelViewSet):
+    """A model viewset whose rows always come through ``Model.objects.for_user``.
+
+    Writes with side effects (audit, events) name their service functions in
+    ``create_service``/``update_service``/``delete_service`` (``staticmethod``s taking
+    ``actor``, ``request`` and ``data``); without them the plain ORM save is used.
+    """
+
+    permission_classes = [permissions.IsAuthenticated, RolePermission]
+    read_roles: set[str] = set(Role.values)
+    write_roles: set[str] = {Role.ADMIN}
+    create_service = update_service = delete_service = None
+
+    def get_queryset(self):
+        return self.queryset.for_user(self.request.user)
+
+    def perform_create(self, serializer):
+        if self.create_service is None:
+            return super().perform_create(serializer)
+        serializer.instance = self.create_service(
+            actor=self.request.user, data=serializer.validated_data, request=self.request
+        )
+
+    def perform_update(self, serializer):
+        if self.update_service is None:
+            return super().perform_update(serializer)
+        serializer.instance = self.update_service(
+            serializer.instance,
+            actor=self.request.user,
+            data=serializer.validated_data,
+            request=self.request,
+        )
+
+    def perform_destroy(self, instance):
+        if self.delete_service is None:
+            return super().perform_destroy(instance)
+        self.delete_service(instance, actor=self.request.user, request=self.request)
+
+
+class TenantReadOnlyViewSet(viewsets.ReadOnlyModelViewSet):
+    permission_classes = [permissions.IsAuthenticated, RolePermission]
+    read_roles: set[str] = set(Role.values)
+
+    def get_queryset(self):
+        return self.queryset.for_user(self.request.user)

@@ -1,0 +1,15 @@
+from django.core.management.base import BaseCommand
+
+from recordings import retention, services
+
+
+class Command(BaseCommand):
+    help = "Purge footage past retention or under the disk floor, and expired clips."
+
+    def handle(self, *args, **options):
+        purges = retention.apply_retention()
+        for purge in purges:
+            self.stdout.write(f"purged {purge}")
+        expired = services.expire_clips()
+        total = sum(purge.segments for purge in purges)
+        self.stdout.write(f"{total} segments purged, {expired} expired clips deleted")

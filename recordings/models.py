@@ -1,0 +1,200 @@
+"""Recording sessions, indexed segments and exported clips.
+
+A ``Segment`` row is one closed MPEG-TS file on disk. Rows are kept narrow (tens of millions
+at city scale): no path column (the file's location follows from camera and start, see
+``recordings.storage``) and no duration column (``end - start``). The unique constraint on
+(camera, start) is both the exactly-once guarantee of the indexer and the index that every
+(camera, time) query scans.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Sum
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.translation import gettext_lazy as _
+
+from gtvision.tenancy import TenantQuerySet
+
+
+def segment_lookback() -> timedelta:
+    """Upper bound of a segment's duration, which keeps overlap queries on one index range."""
+    return timedelta(seconds=settings.RECORDING_SEGMENT_MAX_SECONDS)
+
+
+class Recording(models.Model):
+    """A recording session: the camera is recorded from ``started_at`` to ``ended_at``."""
+
+    class Status(models.TextChoices):
+        RECORDING = "RECORDING", _("recording")
+        STOPPED = "STOPPED", _("stopped")
+
+    camera = models.ForeignKey(
+        "cidades.Camera",
+        on_delete=models.CASCADE,
+        related_name="recordings",
+        verbose_name=_("camera"),
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.RECORDING
+    )
+    started_at = models.DateTimeField(_("started at"), default=timezone.now)
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("started by"),
+    )
+    stopped_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("stopped by"),
+    )
+
+    tenant_lookup = "camera__prefeitura_id"
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        verbose_name = _("recording")
+        verbose_name_plural = _("recordings")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["camera"],
+                condition=models.Q(status="RECORDING"),
+                name="one_open_recording_per_camera",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"recording {self.pk} of camera {self.camera_id} ({self.status})"
+
+    @cached_property
+    def stats(self) -> dict:
+        """Footage recorded during the session: segment count, bytes and seconds."""
+        until = self.ended_at or timezone.now()
+        totals = (
+            Segment.objects.filter(camera_id=self.camera_id)
+            .filter(start__gte=self.started_at, start__lt=until)
+            .aggregate(
+                segment_count=Count("id"),
+                size_bytes=Sum("size_bytes"),
+                duration=Sum(
+                    ExpressionWrapper(F("end") - F("start"), output_field=DurationField())
+                ),
+            )
+        )
+        duration = totals["duration"]
+        return {
+            "segment_count": totals["segment_count"],
+            "size_bytes": totals["size_bytes"] or 0,
+            "duration_s": round(duration.total_seconds(), 3) if duration else 0.0,
+        }
+
+
+class SegmentQuerySet(TenantQuerySet):
+    def overlapping(self, start: datetime, end: datetime) -> SegmentQuerySet:
+        """Segments overlapping ``[start, end)``, as one range on the (camera, start) index."""
+        return self.filter(start__gte=start - segment_lookback(), start__lt=end, end__gt=start)
+
+
+class Segment(models.Model):
+    """One closed recording file of a camera, covering ``[start, end)`` (UTC wall clock)."""
+
+    camera = models.ForeignKey(
+        "cidades.Camera",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,  # the (camera, start) unique index serves every lookup
+        verbose_name=_("camera"),
+    )
+    start = models.DateTimeField(_("start"))
+    end = models.DateTimeField(_("end"))
+    size_bytes = models.PositiveBigIntegerField(_("size (bytes)"))
+
+    tenant_lookup = "camera__prefeitura_id"
+    objects = SegmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["camera_id", "start"]
+        verbose_name = _("segment")
+        verbose_name_plural = _("segments")
+        constraints = [
+            # "end" rides in the index: timeline and overlap queries are index-only scans
+            # instead of one heap page per segment (rows of a camera are spread over the heap).
+            models.UniqueConstraint(
+                fields=["camera", "start"], include=["end"], name="one_segment_per_start"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(end__gt=F("start")), name="segment_end_after_start"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"camera {self.camera_id} {self.start:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def duration_s(self) -> float:
+        return round((self.end - self.start).total_seconds(), 3)
+
+
+class Clip(models.Model):
+    """An export of ``[start, end]`` of one camera as an MP4 file, made by a worker job."""
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING", _("pending")
+        RUNNING = "RUNNING", _("running")
+        DONE = "DONE", _("done")
+        FAILED = "FAILED", _("failed")
+
+    camera = models.ForeignKey(
+        "cidades.Camera", on_delete=models.CASCADE, related_name="clips", verbose_name=_("camera")
+    )
+    start = models.DateTimeField(_("start"))
+    end = models.DateTimeField(_("end"))
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    progress = models.FloatField(_("progress"), default=0.0)
+    size_bytes = models.PositiveBigIntegerField(_("size (bytes)"), null=True, blank=True)
+    duration_s = models.FloatField(_("duration (s)"), null=True, blank=True)
+    sha256 = models.CharField(_("SHA-256"), max_length=64, blank=True)
+    error = models.CharField(_("error"), max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    expires_at = models.DateTimeField(_("expires at"), db_index=True)
+
+    tenant_lookup = "camera__prefeitura_id"
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("clip")
+        verbose_name_plural = _("clips")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(end__gt=F("start")), name="clip_end_after_start"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"clip {self.pk} of camera {self.camera_id} ({self.status})"

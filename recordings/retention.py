@@ -1,0 +1,134 @@
+"""Retention: drop footage older than each prefeitura's plan, and the oldest footage first
+when free disk falls under ``RETENTION_DISK_FLOOR_BYTES``.
+
+Rows are deleted (and committed) before their files, so a crash leaves at worst an orphan
+file, never a row without a file; orphans in day directories past the cutoff are swept.
+Recording never stops for this: only indexed (closed) segments are ever purged, and the
+disk floor spares the last ``RETENTION_DISK_FLOOR_KEEP_S`` seconds of footage.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from cidades.models import Camera
+from recordings import queries, storage
+from recordings.models import Segment, segment_lookback
+
+logger = logging.getLogger(__name__)
+
+BATCH = 1000
+
+
+@dataclass
+class Purge:
+    """What one purge removed from one camera."""
+
+    reason: str  # "retention" or "disk_floor"
+    camera_id: int
+    segments: int = 0
+    size_bytes: int = 0
+    first_start: datetime | None = None
+    last_end: datetime | None = None
+
+    def add(self, segment: Segment) -> None:
+        self.segments += 1
+        self.size_bytes += segment.size_bytes
+        if self.first_start is None or segment.start < self.first_start:
+            self.first_start = segment.start
+        if self.last_end is None or segment.end > self.last_end:
+            self.last_end = segment.end
+
+    def __str__(self) -> str:
+        return (
+            f"{self.reason}: camera {self.camera_id}: {self.segments} segments, "
+            f"{self.size_bytes} bytes, {self.first_start:%Y-%m-%dT%H:%M:%SZ} .. "
+            f"{self.last_end:%Y-%m-%dT%H:%M:%SZ}"
+        )
+
+
+def _delete(segments: list[Segment]) -> None:
+    """Delete the rows (committed), then their files."""
+    with transaction.atomic():
+        Segment.objects.filter(pk__in=[s.pk for s in segments]).delete()
+    for segment in segments:
+        storage.unlink_segment(segment.camera_id, segment.start)
+
+
+def _log(purges: list[Purge]) -> None:
+    for purge in purges:
+        logger.info("purged %s", purge)
+
+
+def purge_expired(now: datetime | None = None) -> list[Purge]:
+    """Delete every camera's segments that ended before its prefeitura's retention cutoff."""
+    now = now or timezone.now()
+    purges = []
+    for camera in Camera.objects.select_related("prefeitura").only("id", "prefeitura__plan"):
+        cutoff = now - timedelta(days=camera.prefeitura.retention_days)
+        purge = Purge("retention", camera.pk)
+        while True:
+            batch = list(
+                Segment.objects.filter(camera_id=camera.pk, start__lt=cutoff, end__lte=cutoff)
+                .order_by("start")
+                .only("id", "camera_id", "start", "end", "size_bytes")[:BATCH]
+            )
+            if not batch:
+                break
+            for segment in batch:
+                purge.add(segment)
+            _delete(batch)
+        _sweep_days(camera.pk, cutoff)
+        if purge.segments:
+            purges.append(purge)
+    _log(purges)
+    return purges
+
+
+def _sweep_days(camera_id: int, cutoff: datetime) -> None:
+    """Remove day directories wholly before the cutoff: what is left there is orphaned."""
+    root = storage.camera_dir(camera_id)
+    for day, path in storage.day_dirs(camera_id):
+        if day + timedelta(days=1) + segment_lookback() > cutoff:
+            break
+        for leftover in path.glob("*.ts"):
+            logger.warning("removing orphan recording %s", leftover)
+            storage.unlink(leftover)
+        storage.remove_empty_parents(path, root)
+
+
+def enforce_disk_floor(now: datetime | None = None) -> list[Purge]:
+    """While free disk is under the floor, delete the oldest footage across all cameras."""
+    now = now or timezone.now()
+    floor = settings.RETENTION_DISK_FLOOR_BYTES
+    keep = timedelta(seconds=settings.RETENTION_DISK_FLOOR_KEEP_S)
+    purges: dict[int, Purge] = {}
+    while (free := storage.free_bytes()) < floor:
+        batch = queries.oldest_segments(before=now - keep, limit=100)
+        if not batch:
+            logger.error(
+                "free disk %d bytes is under the floor of %d bytes and only the last %s of "
+                "footage is left: add disk or lower RETENTION_DISK_FLOOR_BYTES",
+                free,
+                floor,
+                keep,
+            )
+            break
+        for segment in batch:
+            camera_id = segment.camera_id
+            purges.setdefault(camera_id, Purge("disk_floor", camera_id)).add(segment)
+        _delete(batch)
+    result = list(purges.values())
+    _log(result)
+    return result
+
+
+def apply_retention(now: datetime | None = None) -> list[Purge]:
+    """The periodic job: the plan's retention, then the disk floor."""
+    return purge_expired(now) + enforce_disk_floor(now)

@@ -1,0 +1,160 @@
+"""Where recordings and clips live on disk.
+
+Per camera, under ``RECORDINGS_DIR``::
+
+    cam<id>/incoming/                       FFmpeg's record_dir: the open segment, closed
+                                            segments not indexed yet, segments.csv
+    cam<id>/YYYY/MM/DD/YYYYmmddTHHMMSSZ.ts  indexed segments, by UTC day
+
+The indexer moves each segment out of ``incoming/`` once its row is committed, so the
+directory FFmpeg writes to stays a few entries long (listed every second) whatever the
+retention, and a day's footage is one directory. A segment's path follows from its camera
+and start (the file name is the UTC start), so rows store no path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.conf import settings
+
+from streaming.ffmpeg import SEGMENT_LIST, SEGMENT_NAME_PATTERN
+
+INCOMING = "incoming"
+SEGMENT_NAME = re.compile(r"^\d{8}T\d{6}Z\.ts$")
+CAMERA_DIR = re.compile(r"^cam(\d+)$")
+
+
+def recordings_root() -> Path:
+    return Path(settings.RECORDINGS_DIR)
+
+
+def camera_dir(camera_id: int) -> Path:
+    return recordings_root() / f"cam{camera_id}"
+
+
+def record_dir(camera_id: int) -> Path:
+    """The directory FFmpeg records a camera into (``live_argv(record_dir=...)``); created."""
+    path = camera_dir(camera_id) / INCOMING
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def segment_list(directory: Path) -> Path:
+    return directory / SEGMENT_LIST
+
+
+def segment_name(start: datetime) -> str:
+    return start.astimezone(UTC).strftime(SEGMENT_NAME_PATTERN)
+
+
+def parse_segment_name(name: str) -> datetime | None:
+    """UTC start of a segment file name, None for anything else."""
+    if not SEGMENT_NAME.match(name):
+        return None
+    try:
+        return datetime.strptime(name, SEGMENT_NAME_PATTERN).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def day_dir(camera_id: int, start: datetime) -> Path:
+    return camera_dir(camera_id) / start.astimezone(UTC).strftime("%Y/%m/%d")
+
+
+def archive_path(camera_id: int, start: datetime) -> Path:
+    """Where an indexed segment is kept."""
+    return day_dir(camera_id, start) / segment_name(start)
+
+
+def segment_path(camera_id: int, start: datetime) -> Path:
+    """The file of an indexed segment: archived, or still in ``incoming/`` for the instant
+    between its row's commit and its move."""
+    archived = archive_path(camera_id, start)
+    if archived.exists():
+        return archived
+    waiting = camera_dir(camera_id) / INCOMING / segment_name(start)
+    return waiting if waiting.exists() else archived
+
+
+def unlink_segment(camera_id: int, start: datetime) -> bool:
+    """Delete an indexed segment's file (archived, or still in ``incoming/``); True if found.
+
+    The same paths as ``segment_path``, built as strings: retention deletes thousands of
+    segments a second, and ``Path`` joins plus existence checks cost more than the unlink."""
+    utc = start.astimezone(UTC)
+    name = utc.strftime(SEGMENT_NAME_PATTERN)
+    camera = os.path.join(settings.RECORDINGS_DIR, f"cam{camera_id}")
+    for path in (os.path.join(camera, utc.strftime("%Y/%m/%d"), name),
+                 os.path.join(camera, INCOMING, name)):  # fmt: skip
+        try:
+            os.unlink(path)
+            return True
+        except FileNotFoundError:
+            continue
+    return False
+
+
+def camera_ids_on_disk() -> list[int]:
+    root = recordings_root()
+    if not root.is_dir():
+        return []
+    ids = (CAMERA_DIR.match(entry.name) for entry in root.iterdir() if entry.is_dir())
+    return sorted(int(match.group(1)) for match in ids if match)
+
+
+def day_dirs(camera_id: int) -> list[tuple[datetime, Path]]:
+    """The camera's archive day directories with their UTC date, oldest first."""
+    found = []
+    for path in camera_dir(camera_id).glob("[0-9][0-9][0-9][0-9]/[0-9][0-9]/[0-9][0-9]"):
+        try:
+            day = datetime.strptime("/".join(path.parts[-3:]), "%Y/%m/%d").replace(tzinfo=UTC)
+        except ValueError:
+            continue
+        found.append((day, path))
+    return sorted(found)
+
+
+def remove_empty_parents(path: Path, stop: Path) -> None:
+    """Remove ``path`` and its parents up to (not including) ``stop`` while they are empty."""
+    while path != stop and stop in path.parents:
+        try:
+            path.rmdir()
+        except OSError:
+            return
+        path = path.parent
+
+
+def unlink(path: Path) -> bool:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def remove_camera(camera_id: int) -> None:
+    """Delete everything recorded for a camera (the camera itself was deleted)."""
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(camera_dir(camera_id))
+
+
+def clips_root() -> Path:
+    path = Path(settings.CLIPS_DIR)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def clip_path(clip_id: int) -> Path:
+    return clips_root() / f"clip-{clip_id}.mp4"
+
+
+def free_bytes() -> int:
+    root = recordings_root()
+    root.mkdir(parents=True, exist_ok=True)
+    return shutil.disk_usage(root).free

@@ -1,0 +1,43 @@
+"""What the web process asks of the configured media engine: player URLs and health."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from django.conf import settings
+from django.urls import reverse
+
+from streaming.models import Stream
+from streaming.tokens import make_view_token
+
+
+def engine_name() -> str:
+    return settings.MEDIA_ENGINE
+
+
+def live_dir(camera_id: int) -> Path:
+    """Where the embedded engine writes a camera's live HLS."""
+    return Path(settings.LIVE_DIR) / f"cam{camera_id}"
+
+
+def stream_urls(stream: Stream, user, request) -> dict[str, str | None]:
+    token = make_view_token(user.pk, stream.camera_id)
+    if engine_name() == "mediamtx":
+        from streaming.mediamtx.integration import viewer_urls
+
+        return viewer_urls(stream.camera, token)
+    hls = reverse("stream-hls", kwargs={"pk": stream.pk, "name": "index.m3u8"})
+    return {"hls": request.build_absolute_uri(f"{hls}?token={token}"), "webrtc": None, "rtsp": None}
+
+
+def engine_health() -> dict:
+    if engine_name() == "mediamtx":
+        from streaming.mediamtx.integration import health
+
+        return health()
+    from streaming.ffmpeg import ffmpeg_exe
+
+    binary = ffmpeg_exe()
+    ok = os.path.isfile(binary) and os.access(binary, os.X_OK)
+    return {"ok": ok, "engine": "embedded", "ffmpeg": os.path.basename(binary)}

@@ -1,0 +1,86 @@
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from gtvision.tenancy import TenantQuerySet
+
+
+class Stream(models.Model):
+    """A live stream of one camera. Its row is the truth the media supervisor reconciles to."""
+
+    class Status(models.TextChoices):
+        STOPPED = "STOPPED", _("stopped")
+        STARTING = "STARTING", _("starting")
+        RUNNING = "RUNNING", _("running")
+        ERROR = "ERROR", _("error")
+
+    ACTIVE = (Status.STARTING, Status.RUNNING, Status.ERROR)
+
+    camera = models.ForeignKey(
+        "cidades.Camera", on_delete=models.CASCADE, related_name="streams", verbose_name=_("camera")
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.STARTING
+    )
+    last_error = models.CharField(_("last error"), max_length=500, blank=True)
+    started_at = models.DateTimeField(_("started at"), auto_now_add=True)
+    stopped_at = models.DateTimeField(_("stopped at"), null=True, blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("started by"),
+    )
+    # Measured by the media supervisor (null while unknown).
+    running_since = models.DateTimeField(_("running since"), null=True, blank=True)
+    fps = models.FloatField(null=True, blank=True)
+    bitrate_kbps = models.FloatField(null=True, blank=True)
+    bytes_received = models.BigIntegerField(null=True, blank=True)
+    readers = models.IntegerField(null=True, blank=True)
+    last_frame_at = models.DateTimeField(null=True, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    metrics_at = models.DateTimeField(null=True, blank=True)
+
+    tenant_lookup = "camera__prefeitura_id"
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("stream")
+        verbose_name_plural = _("streams")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["camera"],
+                condition=models.Q(status__in=["STARTING", "RUNNING", "ERROR"]),
+                name="one_active_stream_per_camera",
+            )
+        ]
+        indexes = [models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return f"stream {self.pk} of camera {self.camera_id} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+
+class WorkerHeartbeat(models.Model):
+    """Liveness of long-running processes (media supervisor), shown by /health."""
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=30)
+    hostname = models.CharField(max_length=255)
+    pid = models.IntegerField()
+    engine = models.CharField(max_length=20, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    beat_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("worker heartbeat")
+        verbose_name_plural = _("worker heartbeats")
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.beat_at:%H:%M:%S}"

@@ -1,0 +1,416 @@
+"""Process primitives for FFmpeg children: spawn, stop, supervise one child, sweep orphans.
+
+No Django here. A supervisor loop owns one ``ManagedFFmpeg`` per camera and calls ``poll()``
+every second or so; ``poll()`` never blocks for long, restarts a dead or stalled child with
+exponential backoff, forever, and reports what it sees through ``snapshot()``.
+
+Children run in their own session (so a terminal's Ctrl-C reaches only the supervisor, and
+the whole group can be killed) and get ``SIGKILL`` when the thread that spawned them dies
+(``PR_SET_PDEATHSIG``). That signal follows the spawning *thread*: spawn from the long-lived
+supervisor thread, not from a short-lived worker. Children are marked in their environment
+(``GTV_SUPERVISOR``/``GTV_SUPERVISOR_PID``) so a new supervisor can ``sweep_orphans()`` left by
+a previous one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import enum
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from streaming.ffmpeg import ProgressParser, ffmpeg_env, redact_url, summarize_stderr
+
+MARKER_ENV = "GTV_SUPERVISOR"
+MARKER_PID_ENV = "GTV_SUPERVISOR_PID"
+_PR_SET_PDEATHSIG = 1
+STDERR_LINES = 50
+# A stalled FFmpeg (socket open, no data) ignores SIGINT until its own socket timeout fires,
+# so after a stall it gets one SIGINT and, this much later, SIGKILL.
+STALL_KILL_AFTER_S = 1.0
+
+try:
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved before any fork
+except (AttributeError, OSError):  # not Linux
+    _prctl = None
+
+
+def _death_signal_setup(parent_pid: int) -> Callable[[], None]:
+    """preexec_fn: SIGKILL this child when its parent dies (and die now if it already has).
+
+    It only calls an already-resolved libc function and ``os.getppid``, which keeps the
+    fork-with-threads risk of ``preexec_fn`` (no Python imports or locks in the child) small.
+    """
+
+    def setup() -> None:
+        if _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+        if os.getppid() != parent_pid:  # parent died between fork and prctl
+            raise ChildProcessError("parent exited before the child started")
+
+    return setup
+
+
+def marked_env(marker: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default ``os.environ``) plus the marks ``sweep_orphans(marker)`` looks for."""
+    env = dict(os.environ if base is None else base)
+    env[MARKER_ENV] = marker
+    env[MARKER_PID_ENV] = str(os.getpid())
+    return env
+
+
+def spawn(
+    argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None
+) -> subprocess.Popen[str]:
+    """Start ``argv`` in a new session, killed with its parent; stdout/stderr are text pipes."""
+    setup = _death_signal_setup(os.getpid()) if _prctl is not None else None
+    return subprocess.Popen(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(env) if env is not None else None,
+        cwd=cwd,
+        start_new_session=True,
+        preexec_fn=setup,  # see _death_signal_setup for the threads caveat
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+    )
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def stop(
+    proc: subprocess.Popen[str], *, first_signal: int = signal.SIGINT, timeout: float = 5.0
+) -> int:
+    """Stop ``proc``: one ``first_signal`` (FFmpeg: a second SIGINT would abort the trailer),
+    wait up to ``timeout`` s, then SIGKILL its whole process group. Returns the exit status."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(first_signal)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc.pid)
+            proc.wait()
+    return proc.returncode
+
+
+def _parent_pid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(b")") + 2 :].split()[1])
+
+
+def sweep_orphans(marker: str) -> int:
+    """SIGKILL processes marked with ``marker`` whose supervisor is gone. Returns how many.
+
+    A process counts as an orphan when its environment has ``GTV_SUPERVISOR=<marker>`` and its
+    parent is no longer the process recorded in ``GTV_SUPERVISOR_PID`` (it was re-parented).
+    Children of a live supervisor, including our own, are left alone.
+    """
+    wanted = f"{MARKER_ENV}={marker}".encode()
+    killed = 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        pid = int(name)
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as handle:
+                environ = handle.read().split(b"\0")
+        except OSError:  # gone, or not ours to read
+            continue
+        if wanted not in environ:
+            continue
+        prefix = f"{MARKER_PID_ENV}=".encode()
+        owner = next((e[len(prefix) :] for e in environ if e.startswith(prefix)), b"")
+        if owner.isdigit() and _parent_pid(pid) == int(owner):
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+    return killed
+
+
+def _exit_reason(code: int) -> str:
+    if code == 0:  # FFmpeg ends with 0 when the source closes the stream
+        return "stream ended (source closed the connection)"
+    if code < 0:
+        return f"ffmpeg killed by signal {-code}"
+    return f"ffmpeg exited with status {code}"
+
+
+class State(enum.StrEnum):
+    STARTING = "starting"
+    RUNNING = "running"
+    BACKOFF = "backoff"
+    ERROR = "error"  # `budget` consecutive failures; still retrying at the capped backoff
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class FFmpegSnapshot:
+    """What a supervisor can observe about one ``ManagedFFmpeg`` (times are monotonic)."""
+
+    key: str
+    state: State
+    pid: int | None
+    started_at: float | None
+    last_progress: dict[str, object] = field(default_factory=dict)
+    last_progress_at: float | None = None
+    last_error: str = ""
+    restarts: int = 0
+    failures: int = 0
+    next_start_at: float | None = None
+
+
+class _Run:
+    """One child process and the two threads that drain its pipes."""
+
+    def __init__(self, proc: subprocess.Popen[str], clock: Callable[[], float]) -> None:
+        self.proc = proc
+        self.clock = clock
+        self.started_at = clock()
+        self.lock = threading.Lock()
+        self.progress: dict[str, object] = {}
+        self.progress_at: float | None = None
+        self.changed_at: float | None = None  # last time out_time_us/frame advanced
+        self.stderr: deque[str] = deque(maxlen=STDERR_LINES)
+        self.kill_deadline: float | None = None  # set when we asked it to stop
+        self.threads = [
+            threading.Thread(target=self._read_progress, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def _read_progress(self) -> None:
+        parser = ProgressParser()
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            block = parser.feed(line)
+            if block is None:
+                continue
+            with self.lock:
+                signature = (block.get("out_time_us"), block.get("frame"))
+                previous = (self.progress.get("out_time_us"), self.progress.get("frame"))
+                if signature != previous and any(v for v in signature):
+                    self.changed_at = self.clock()
+                self.progress = block
+                self.progress_at = self.clock()
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr.append(line.rstrip("\n"))
+
+    def join(self, timeout: float = 1.0) -> None:
+        for thread in self.threads:
+            thread.join(timeout)
+
+
+class ManagedFFmpeg:
+    """One supervised FFmpeg child for one key (a camera). Use it from one thread.
+
+    ``argv`` is a list or a callable returning one (called at every start). A child that
+    exits or stalls (``out_time_us``/``frame`` unchanged for ``stall_timeout_s`` after a
+    ``start_grace_s`` grace period) is restarted after 1, 2, 4... s (``initial_backoff_s``
+    doubling, capped at ``max_backoff_s``), forever. After ``budget`` consecutive failures the
+    state reads ``error`` (while it keeps retrying) until data flows again; the failure count
+    resets once the child has run ``healthy_after_s`` seconds. Every exit we did not ask for
+    is a failure: FFmpeg exits with 0 after a mid-stream socket timeout.
+    """
+
+    def __init__(
+        self,
+        key: str,
+        argv: Sequence[str] | Callable[[], Sequence[str]],
+        *,
+        source_url: str = "",
+        marker: str | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        before_start: Callable[[], None] | None = None,
+        stall_timeout_s: float = 6.0,
+        start_grace_s: float = 10.0,
+        initial_backoff_s: float = 1.0,
+        max_backoff_s: float = 30.0,
+        budget: int = 3,
+        healthy_after_s: float = 10.0,
+        stop_timeout_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.key = key
+        self._argv = argv
+        self._source_url = source_url
+        self._env = ffmpeg_env(dict(env) if env is not None else None)
+        self._marker = marker
+        self._cwd = cwd
+        self._before_start = before_start
+        self.stall_timeout_s = stall_timeout_s
+        self.start_grace_s = start_grace_s
+        self.initial_backoff_s = initial_backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.budget = budget
+        self.healthy_after_s = healthy_after_s
+        self.stop_timeout_s = stop_timeout_s
+        self._clock = clock
+        self._run: _Run | None = None
+        self._wanted = False
+        self._state = State.STOPPED
+        self._running_since: float | None = None
+        self._failures = 0
+        self._next_start_at: float | None = None
+        self._pending_error = ""  # reason for a stop we requested because of a stall
+        self._last_stderr: list[str] = []
+        self.last_error = ""
+        self.restarts = 0
+
+    # -- public API ----------------------------------------------------------------------
+
+    def start(self) -> FFmpegSnapshot:
+        """Start now (also cuts a backoff short); no-op while a child is alive."""
+        self._wanted = True
+        if self._run is None:
+            self._spawn(self._clock())
+        return self.snapshot()
+
+    def stop(self) -> int | None:
+        """Stop the child (blocking, at most ``stop_timeout_s`` + a kill) and stay stopped."""
+        self._wanted = False
+        self._state = State.STOPPED
+        self._next_start_at = None
+        self._failures = 0
+        run, self._run = self._run, None
+        if run is None:
+            return None
+        if run.kill_deadline is not None:  # already sent its one SIGINT (stall)
+            _kill_group(run.proc.pid)
+        code = stop(run.proc, timeout=self.stop_timeout_s)
+        run.join()
+        return code
+
+    def poll(self) -> FFmpegSnapshot:
+        """Advance the state machine without blocking; call it every second or so."""
+        now = self._clock()
+        run = self._run
+        if not self._wanted:
+            return self.snapshot()
+        if run is None:
+            if self._next_start_at is not None and now >= self._next_start_at:
+                self._spawn(now)
+            return self.snapshot()
+        if run.proc.poll() is not None:
+            run.join()
+            self._last_stderr = list(run.stderr)
+            reason = self._pending_error or summarize_stderr(run.stderr, self._source_url)
+            self._fail(now, reason or _exit_reason(run.proc.returncode))
+            return self.snapshot()
+        if run.kill_deadline is not None:
+            if now >= run.kill_deadline:
+                _kill_group(run.proc.pid)
+            return self.snapshot()
+        with run.lock:
+            changed_at = run.changed_at
+        if changed_at is not None and self._state != State.RUNNING:
+            self._state = State.RUNNING
+            self._running_since = changed_at
+        reference = max(changed_at or 0.0, run.started_at + self.start_grace_s)
+        stalled = now - reference > self.stall_timeout_s
+        healthy_for = now - (self._running_since or now)
+        if self._state == State.RUNNING and not stalled and healthy_for >= self.healthy_after_s:
+            self._failures = 0
+        if stalled:
+            self._pending_error = f"stalled: no new data for {self.stall_timeout_s:g} s"
+            with contextlib.suppress(ProcessLookupError):
+                run.proc.send_signal(signal.SIGINT)
+            run.kill_deadline = now + STALL_KILL_AFTER_S
+        return self.snapshot()
+
+    def snapshot(self) -> FFmpegSnapshot:
+        run = self._run
+        progress: dict[str, object] = {}
+        progress_at = None
+        if run is not None:
+            with run.lock:
+                progress, progress_at = dict(run.progress), run.progress_at
+        return FFmpegSnapshot(
+            key=self.key,
+            state=self._state,
+            pid=run.proc.pid if run is not None else None,
+            started_at=run.started_at if run is not None else None,
+            last_progress=progress,
+            last_progress_at=progress_at,
+            last_error=self.last_error,
+            restarts=self.restarts,
+            failures=self._failures,
+            next_start_at=self._next_start_at,
+        )
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def last_progress(self) -> dict[str, object]:
+        return self.snapshot().last_progress
+
+    @property
+    def last_progress_at(self) -> float | None:
+        return self.snapshot().last_progress_at
+
+    @property
+    def started_at(self) -> float | None:
+        return self._run.started_at if self._run is not None else None
+
+    @property
+    def pid(self) -> int | None:
+        return self._run.proc.pid if self._run is not None else None
+
+    def stderr_tail(self) -> list[str]:
+        """The last stderr lines of the current (or last exited) child, passwords removed."""
+        lines = list(self._run.stderr) if self._run is not None else self._last_stderr
+        return [redact_url(line, self._source_url) for line in lines]
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _spawn(self, now: float) -> None:
+        if self._next_start_at is not None:
+            self.restarts += 1
+        self._next_start_at = None
+        self._pending_error = ""
+        try:
+            if self._before_start is not None:
+                self._before_start()
+            argv = self._argv() if callable(self._argv) else self._argv
+            env = self._env if self._marker is None else marked_env(self._marker, self._env)
+            proc = spawn(argv, env=env, cwd=self._cwd)
+        except Exception as exc:  # any start failure is retried like an exit
+            self._fail(now, redact_url(f"cannot start ffmpeg: {exc}", self._source_url))
+            return
+        self._run = _Run(proc, self._clock)
+        self._running_since = None
+        self._state = State.ERROR if self._failures >= self.budget else State.STARTING
+
+    def _fail(self, now: float, reason: str) -> None:
+        self._run = None
+        self._running_since = None
+        self._failures += 1
+        self.last_error = reason
+        delay = min(self.max_backoff_s, self.initial_backoff_s * 2 ** (self._failures - 1))
+        self._next_start_at = now + delay
+        self._state = State.ERROR if self._failures >= self.budget else State.BACKOFF

@@ -1,0 +1,178 @@
+"""The supervisor loop: desired state from PostgreSQL -> engine -> observations -> PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import socket
+import threading
+import time
+
+import psycopg
+from django.conf import settings
+from django.db import Error as DatabaseError
+from django.db import connection
+
+from streaming import services
+from streaming.models import Stream
+from streaming.supervisor.jobs import Observation, desired_jobs
+
+logger = logging.getLogger(__name__)
+LOCK_KEY = 0x67747673  # "gtvs": one supervisor per database at a time
+
+
+SESSION_CHECK_S = 30
+
+
+class Supervisor:
+    """``recorder``: the recordings side (``index`` and ``sessions`` callables), or None."""
+
+    def __init__(self, runner, *, name: str | None = None, recorder=None) -> None:
+        self.runner = runner
+        self.name = name or f"media-supervisor@{socket.gethostname()}"
+        self.recorder = recorder
+        self.has_lock = False
+        self.last_metrics = 0.0
+        self.last_sessions = 0.0
+        self.recorded: dict[int, bool] = {}
+        self.observed: dict[int, Observation] = {}
+        self.waker = Waker()
+
+    def run(self, stop: threading.Event) -> None:
+        logger.info("%s: engine %s, pid %s", self.name, self.runner.name, os.getpid())
+        try:
+            while not stop.is_set():
+                started = time.monotonic()
+                try:
+                    self.tick()
+                except DatabaseError as exc:
+                    # The media keeps running; state is written again once the database is back.
+                    logger.warning("database unavailable: %s", str(exc).strip().splitlines()[0])
+                    self.has_lock = False
+                    connection.close()
+                except Exception:
+                    # A bug or a bad row must not take every camera down: log, go on.
+                    logger.exception("supervisor pass failed")
+                remaining = settings.SUPERVISOR_INTERVAL_S - (time.monotonic() - started)
+                self.waker.wait(stop, max(0.05, remaining))
+        finally:
+            self.waker.close()
+            self.runner.shutdown()
+            self._release_lock()
+
+    def tick(self) -> None:
+        if not self._acquire_lock():
+            services.heartbeat(self.name, kind="media-supervisor-standby", engine=self.runner.name)
+            return
+        jobs = desired_jobs(recording=self.recorder is not None)
+        self.observed = self.runner.reconcile(jobs)
+        if self.recorder is not None:
+            self._index_recordings(jobs)
+        for camera_id, observation in self.observed.items():
+            stream_id = jobs[camera_id].stream_id
+            if stream_id is not None:
+                services.set_stream_status(stream_id, observation.status, observation.last_error)
+        self._stop_streams_of_disabled_cameras()
+        now = time.monotonic()
+        if now - self.last_metrics >= settings.SUPERVISOR_METRICS_INTERVAL_S:
+            self.last_metrics = now
+            for camera_id, observation in self.observed.items():
+                stream_id = jobs[camera_id].stream_id
+                if stream_id is not None and observation.status == Stream.Status.RUNNING:
+                    services.record_metrics(stream_id, _metrics(observation))
+        services.heartbeat(
+            self.name,
+            kind="media-supervisor",
+            engine=self.runner.name,
+            details={"cameras": len(jobs), "pids": self.runner.pids()},
+        )
+
+    def _index_recordings(self, jobs) -> None:
+        """Index closed segments; keep recording sessions in step with the cameras."""
+        recorded = self.runner.recording()
+        for camera_id, writer_alive in recorded.items():
+            self.recorder.index(camera_id, writer_alive=writer_alive)
+        for camera_id in self.recorded.keys() - recorded.keys():
+            self.recorder.index(camera_id, writer_alive=False)  # its last, cut segment
+        now = time.monotonic()
+        changed = recorded.keys() ^ self.recorded.keys()
+        if changed or now - self.last_sessions >= SESSION_CHECK_S:
+            self.last_sessions = now
+            cameras = {job.camera_id: job.camera for job in jobs.values()}
+            for camera_id in recorded.keys() | self.recorded.keys():
+                self.recorder.sessions(cameras.get(camera_id), camera_id)
+        self.recorded = recorded
+
+    def _stop_streams_of_disabled_cameras(self) -> None:
+        for stream in Stream.objects.filter(status__in=Stream.ACTIVE, camera__enabled=False):
+            services.stop_stream(stream, actor=None)
+
+    def _acquire_lock(self) -> bool:
+        if self.has_lock and connection.connection is not None:
+            return True
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY])
+            self.has_lock = bool(cursor.fetchone()[0])
+        if not self.has_lock:
+            logger.info("another media supervisor holds the lock; standing by")
+            self.runner.shutdown()
+        return self.has_lock
+
+    def _release_lock(self) -> None:
+        if not self.has_lock:
+            return
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [LOCK_KEY])
+        except DatabaseError:
+            pass
+        self.has_lock = False
+
+
+class Waker:
+    """Ends the wait between passes early when ``services.wake_supervisor`` NOTIFYs: a started
+    stream is reconciled at once instead of at the next pass (up to one interval later).
+
+    Best effort on its own connection: without it the loop just waits out the interval."""
+
+    def __init__(self) -> None:
+        self.conn: psycopg.Connection | None = None
+
+    def wait(self, stop: threading.Event, timeout: float) -> None:
+        if stop.is_set():
+            return
+        try:
+            if self.conn is None:
+                params = connection.get_connection_params()
+                params.pop("cursor_factory", None)
+                params.pop("context", None)
+                self.conn = psycopg.connect(**params, autocommit=True)
+                self.conn.execute(f"LISTEN {services.SUPERVISOR_WAKE_CHANNEL}")
+            # select() on the socket, not notifies(timeout=): psycopg's wait wakes every 0.1 s.
+            if select.select([self.conn.fileno()], [], [], timeout)[0]:
+                for _ in self.conn.notifies(timeout=0):  # consume what arrived
+                    pass
+        except (psycopg.Error, DatabaseError, OSError):
+            self.close()
+            stop.wait(timeout)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except psycopg.Error:
+                pass
+            self.conn = None
+
+
+def _metrics(observation: Observation) -> services.Metrics:
+    return services.Metrics(
+        fps=observation.fps,
+        bitrate_kbps=observation.bitrate_kbps,
+        bytes_received=observation.bytes_received,
+        readers=observation.readers,
+        last_frame_at=observation.last_frame_at,
+        latency_ms=observation.latency_ms,
+        running_since=observation.running_since,
+    )

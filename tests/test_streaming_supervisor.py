@@ -1,0 +1,266 @@
+"""The embedded media engine end to end: a real RTSP camera, FFmpeg and the supervisor."""
+
+import subprocess
+from urllib.parse import urlsplit
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from rest_framework_simplejwt.tokens import AccessToken
+
+from cidades.models import Camera
+from gtvision.asgi import application
+from streaming.ffmpeg import ffmpeg_exe
+from streaming.models import Stream
+from testcamera import INSTALL_HINT, TestCamera
+from tests.conftest import client_for
+from tests.factories import CameraFactory, PrefeituraFactory, UserFactory
+from tests.supervisor import SupervisorProcess, media_processes, wait_for
+
+pytestmark = [
+    pytest.mark.camera,
+    pytest.mark.django_db(transaction=True, databases=["default", "channels_postgres"]),
+]
+PASSWORD = "Cam-S3cret"
+
+
+@pytest.fixture
+def camera_server():
+    assert TestCamera.available(), INSTALL_HINT
+    server = TestCamera(mounts=("cam1", "cam2"), user="viewer", password=PASSWORD)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def supervisor(settings):
+    settings.MEDIA_ENGINE = "embedded"
+    processes = []
+
+    def make(**env):
+        process = SupervisorProcess(**env).start()
+        processes.append(process)
+        return process
+
+    yield make
+    for process in processes:
+        process.stop()
+        assert PASSWORD not in process.output()
+
+
+def stream_status(stream_id):
+    return Stream.objects.get(pk=stream_id).status
+
+
+def start_stream(user, camera) -> int:
+    response = client_for(user).post("/api/streams/start", {"camera_id": camera.pk}, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()["stream_id"]
+
+
+def test_stream_runs_with_playable_hls_and_metrics(api, camera_server, supervisor, tmp_path):
+    operador = UserFactory()
+    camera = CameraFactory(
+        prefeitura=operador.prefeitura,
+        source_url=camera_server.url("cam1"),
+        recording_enabled=False,
+    )
+    supervisor()
+    stream_id = start_stream(operador, camera)
+    wait_for(lambda: stream_status(stream_id) == "RUNNING")
+    assert Camera.objects.get(pk=camera.pk).status == "online"
+
+    urls = client_for(operador).get(f"/api/streams/{stream_id}/urls").json()
+    hls = urlsplit(urls["hls"])
+    playlist_url = f"{hls.path}?{hls.query}"
+
+    def playlist_with_segments():
+        response = api.get(playlist_url)
+        text = response.content.decode() if response.status_code == 200 else ""
+        return text if text.count(".ts") >= 2 else None
+
+    playlist = wait_for(playlist_with_segments)
+    assert playlist.startswith("#EXTM3U") and "#EXT-X-PROGRAM-DATE-TIME" in playlist
+    segment_uri = [line for line in playlist.splitlines() if ".ts" in line][-1]
+    segment = api.get(f"/api/streams/{stream_id}/hls/{segment_uri}")
+    assert segment.status_code == 200
+    path = tmp_path / "segment.ts"
+    path.write_bytes(b"".join(segment.streaming_content))
+    probe = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-i", str(path), "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert probe.returncode == 0 and "Video: h264" in probe.stderr
+
+    def measured():
+        metrics = client_for(operador).get(f"/api/streams/{stream_id}/metrics").json()
+        return metrics if metrics["fps"] and metrics["bitrate_kbps"] else None
+
+    metrics = wait_for(measured)
+    assert metrics["fps"] > 0 and metrics["bitrate_kbps"] > 0 and metrics["bytes_received"] > 0
+    assert metrics["uptime_s"] >= 0 and metrics["last_frame_at"]
+    assert len(media_processes(f":{camera_server.port}/cam1")) == 1
+
+    client_for(operador).post(f"/api/streams/{stream_id}/stop")
+    wait_for(lambda: not media_processes(f":{camera_server.port}/cam1"))
+    wait_for(lambda: not live_dir_of(camera).exists())
+    assert api.get(playlist_url).status_code == 404
+    assert Camera.objects.get(pk=camera.pk).status == "offline"
+
+
+def live_dir_of(camera):
+    from streaming.engine import live_dir
+
+    return live_dir(camera.pk)
+
+
+def test_camera_outage_goes_error_then_running(camera_server, supervisor):
+    operador = UserFactory()
+    camera = CameraFactory(prefeitura=operador.prefeitura, source_url=camera_server.url("cam1"))
+    supervisor(STREAM_STALL_TIMEOUT_S="3")
+    stream_id = start_stream(operador, camera)
+    wait_for(lambda: stream_status(stream_id) == "RUNNING")
+    camera_server.stop()
+    wait_for(lambda: stream_status(stream_id) == "ERROR")
+    stream = Stream.objects.get(pk=stream_id)
+    assert stream.last_error and PASSWORD not in stream.last_error
+    assert Camera.objects.get(pk=camera.pk).status == "error"
+    camera_server.start()
+    wait_for(lambda: stream_status(stream_id) == "RUNNING", timeout=45)
+    assert Stream.objects.get(pk=stream_id).last_error == ""
+    assert Camera.objects.get(pk=camera.pk).status == "online"
+    assert len(media_processes(f":{camera_server.port}/cam1")) == 1
+
+
+def test_killed_supervisor_leaves_no_orphan_and_restart_adopts(camera_server, supervisor):
+    operador = UserFactory()
+    camera = CameraFactory(prefeitura=operador.prefeitura, source_url=camera_server.url("cam2"))
+    first = supervisor()
+    stream_id = start_stream(operador, camera)
+    wait_for(lambda: stream_status(stream_id) == "RUNNING")
+    fragment = f":{camera_server.port}/cam2"
+    assert len(media_processes(fragment)) == 1
+    first.kill9()
+    wait_for(lambda: not media_processes(fragment), timeout=10)
+    second = supervisor()
+    wait_for(lambda: len(media_processes(fragment)) == 1)
+    wait_for(lambda: stream_status(stream_id) == "RUNNING")
+    # a second supervisor on the same database stands by: still exactly one FFmpeg
+    standby = supervisor()
+    wait_for(lambda: "standing by" in standby.output(), timeout=20)
+    assert len(media_processes(fragment)) == 1
+    assert second.process.poll() is None
+
+
+@pytest.mark.parametrize(
+    ("mount", "password", "port_offset", "message"),
+    [
+        ("cam1", "wrong-pass", 0, "authentication failed (401)"),
+        ("nope", PASSWORD, 0, "stream path not found (404)"),
+        ("cam1", PASSWORD, None, "connection refused"),
+    ],
+)
+def test_bad_camera_url_is_a_clear_error(
+    camera_server, supervisor, mount, password, port_offset, message
+):
+    from testcamera import free_port
+
+    port = camera_server.port if port_offset == 0 else free_port()
+    url = f"rtsp://viewer:{password}@127.0.0.1:{port}/{mount}"
+    operador = UserFactory()
+    camera = CameraFactory(prefeitura=operador.prefeitura, source_url=url)
+    supervisor()
+    stream_id = start_stream(operador, camera)
+    wait_for(lambda: stream_status(stream_id) == "ERROR")
+    stream = Stream.objects.get(pk=stream_id)
+    assert message in stream.last_error.lower()
+    assert password not in stream.last_error
+    detail = client_for(operador).get(f"/api/streams/{stream_id}").json()
+    assert detail["status"] == "ERROR" and detail["last_error"] == stream.last_error
+
+
+async def test_stream_events_over_websocket(camera_server, supervisor, channel_layer):
+    operador = await sync_to_async(UserFactory)()
+    outsider = await sync_to_async(UserFactory)(prefeitura=await sync_to_async(PrefeituraFactory)())
+    camera = await sync_to_async(CameraFactory)(
+        prefeitura_id=operador.prefeitura_id, source_url=camera_server.url("cam1")
+    )
+    stream = await sync_to_async(Stream.objects.create)(camera=camera)
+    headers = [(b"host", b"localhost")]
+    denied = WebsocketCommunicator(
+        application,
+        f"ws/streams/{stream.pk}/events?token={AccessToken.for_user(outsider)}",
+        headers,
+    )
+    connected, code = await denied.connect(timeout=5)
+    assert not connected and code == 4404
+    socket = WebsocketCommunicator(
+        application,
+        f"api/streams/{stream.pk}/events?token={AccessToken.for_user(operador)}",
+        headers,
+    )
+    connected, _ = await socket.connect(timeout=5)
+    assert connected
+    await sync_to_async(supervisor)()
+    seen = {}
+    while "stream.metrics" not in seen or seen.get("stream.status", {}).get("status") != "RUNNING":
+        event = await socket.receive_json_from(timeout=30)
+        assert event["camera_id"] == camera.pk and event["stream_id"] == stream.pk
+        seen[event["type"]] = event
+    assert seen["stream.metrics"]["fps"] is not None
+    assert PASSWORD not in str(seen)
+    await socket.disconnect()
+
+
+def test_health_reports_the_supervisor_heartbeat(client, camera_server, supervisor, settings):
+    running = supervisor()
+    wait_for(lambda: client.get("/health").status_code == 200)
+    body = client.get("/health").json()
+    assert body["checks"]["media_supervisor"]["ok"] is True
+    assert body["checks"]["media_engine"]["engine"] == "embedded"
+    running.stop()
+    settings.SUPERVISOR_HEARTBEAT_STALE_S = 1
+    wait_for(lambda: client.get("/health").status_code == 503)
+    assert client.get("/health").json()["checks"]["media_supervisor"]["ok"] is False
+
+
+def test_supervisor_records_indexes_and_stops(camera_server, supervisor, settings):
+    """Recording through the API: the supervisor records, indexes each segment once, stops."""
+    from admin_ctx.models import Role
+    from recordings import storage
+    from recordings.models import Recording, Segment
+
+    gestor = UserFactory(role=Role.GESTOR)
+    camera = CameraFactory(
+        prefeitura=gestor.prefeitura, source_url=camera_server.url("cam2"), recording_enabled=False
+    )
+    supervisor(RECORDING_SEGMENT_SECONDS="2")
+    client = client_for(gestor)
+    started = client.post("/api/recordings/start", {"camera_id": camera.pk}, format="json")
+    assert started.status_code == 201, started.content
+    recording_id = started.json()["recording_id"]
+    wait_for(lambda: Segment.objects.filter(camera_id=camera.pk).count() >= 3, timeout=60)
+    assert len(media_processes(f":{camera_server.port}/cam2")) == 1  # one pull, no stream
+
+    found = client.get(
+        "/api/recordings/search",
+        {"camera_id": camera.pk, "start": "2000-01-01T00:00:00Z", "end": "2100-01-01T00:00:00Z"},
+    ).json()
+    assert found["count"] >= 3
+    assert all(row["duration_s"] > 0 and row["size_bytes"] > 0 for row in found["results"])
+
+    stopped = client.post("/api/recordings/stop", {"camera_id": camera.pk}, format="json")
+    assert stopped.status_code == 200 and stopped.json()["status"] == "STOPPED"
+    wait_for(lambda: not media_processes(f":{camera_server.port}/cam2"))
+
+    def every_file_indexed():
+        files = [p for p in storage.camera_dir(camera.pk).rglob("*.ts")]
+        return files and len(files) == Segment.objects.filter(camera_id=camera.pk).count()
+
+    wait_for(every_file_indexed, timeout=20)
+    detail = client.get(f"/api/recordings/{recording_id}").json()
+    assert detail["status"] == "STOPPED" and detail["segment_count"] >= 3
+    assert Recording.objects.filter(camera_id=camera.pk, status="RECORDING").count() == 0
