@@ -80,5 +80,11 @@ async def channel_layer():
     from channels.layers import channel_layers, get_channel_layer
 
     channel_layers.backends.clear()
-    yield get_channel_layer()
+    layer = get_channel_layer()
+    yield layer
+    # Close the pool inside the test's loop: psycopg_pool retries a connection attempt that
+    # the loop's shutdown cancels, so an open pool can keep the loop from ever closing.
+    close = getattr(layer, "close", None) or getattr(layer, "close_pools", None)
+    if close is not None:
+        await close()
     channel_layers.backends.clear()
