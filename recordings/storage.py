@@ -18,7 +18,8 @@ import contextlib
 import os
 import re
 import shutil
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from django.conf import settings
@@ -82,22 +83,31 @@ def segment_path(camera_id: int, start: datetime) -> Path:
     return waiting if waiting.exists() else archived
 
 
-def unlink_segment(camera_id: int, start: datetime) -> bool:
-    """Delete an indexed segment's file (archived, or still in ``incoming/``); True if found.
+def unlink_segments(camera_id: int, starts: Iterable[datetime]) -> int:
+    """Delete indexed segments' files (archived, or still in ``incoming/``); returns how
+    many were found.
 
-    The same paths as ``segment_path``, built as strings: retention deletes thousands of
-    segments a second, and ``Path`` joins plus existence checks cost more than the unlink."""
-    utc = start.astimezone(UTC)
-    name = utc.strftime(SEGMENT_NAME_PATTERN)
+    The same paths as ``segment_path``, built as strings with one day directory per day:
+    retention deletes thousands of segments a second, and ``Path`` joins, existence checks
+    and a second ``strftime`` per file cost more than the unlink."""
     camera = os.path.join(settings.RECORDINGS_DIR, f"cam{camera_id}")
-    for path in (os.path.join(camera, utc.strftime("%Y/%m/%d"), name),
-                 os.path.join(camera, INCOMING, name)):  # fmt: skip
-        try:
-            os.unlink(path)
-            return True
-        except FileNotFoundError:
-            continue
-    return False
+    incoming = os.path.join(camera, INCOMING)
+    days: dict[date, str] = {}
+    found = 0
+    for start in starts:
+        utc = start.astimezone(UTC)
+        day = days.get(utc.date())
+        if day is None:
+            day = days[utc.date()] = os.path.join(camera, utc.strftime("%Y/%m/%d"))
+        name = utc.strftime(SEGMENT_NAME_PATTERN)
+        for directory in (day, incoming):
+            try:
+                os.unlink(f"{directory}/{name}")
+            except FileNotFoundError:
+                continue
+            found += 1
+            break
+    return found
 
 
 def camera_ids_on_disk() -> list[int]:

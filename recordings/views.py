@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import BigIntegerField, Func
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -50,7 +51,23 @@ class FirstRendererNegotiation(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-SEGMENT_FIELDS = ("id", "camera_id", "start", "end", "size_bytes")
+class EpochMicroseconds(Func):
+    """A timestamp as integer microseconds since the epoch: psycopg loads integers in C, while
+    Django's time-zone-aware timestamp loader runs in Python (~10 us a value)."""
+
+    template = "(EXTRACT(EPOCH FROM %(expressions)s) * 1000000)::bigint"
+    output_field = BigIntegerField()
+
+
+SEGMENT_COLUMNS = {
+    "start_us": EpochMicroseconds("start"),
+    "end_us": EpochMicroseconds("end"),
+}
+SEGMENT_FIELDS = ("id", "camera_id", "start_us", "end_us", "size_bytes")
+
+
+UNIX_EPOCH = datetime(1970, 1, 1)
+OFFSET_BUCKET_US = 900 * 1_000_000  # UTC offsets change on quarter hours
 
 
 def segment_rows(rows) -> list[dict]:
@@ -58,16 +75,23 @@ def segment_rows(rows) -> list[dict]:
     500 segments took ~20 ms in per-field serializer calls and model instances.
 
     Times are formatted as DRF's ``DateTimeField`` does with ``DATETIME_FORMAT="iso-8601"``
-    (the current time zone, ``Z`` for UTC)."""
+    (the current time zone, ``Z`` for UTC). The zone's offset is looked up once per quarter
+    hour of the page instead of once per value."""
     tz = timezone.get_current_timezone()
+    offsets: dict[int, tuple[timedelta, str]] = {}
 
-    def time(value: datetime) -> str:
-        text = value.astimezone(tz).isoformat()
-        return text[:-6] + "Z" if text.endswith("+00:00") else text
+    def time(us: int) -> str:
+        bucket = us // OFFSET_BUCKET_US
+        if bucket not in offsets:
+            aware = datetime.fromtimestamp(bucket * OFFSET_BUCKET_US // 1_000_000, tz)
+            suffix = aware.isoformat()[19:]
+            offsets[bucket] = (aware.utcoffset(), "Z" if suffix == "+00:00" else suffix)
+        offset, suffix = offsets[bucket]
+        return (UNIX_EPOCH + timedelta(microseconds=us) + offset).isoformat() + suffix
 
     return [
         {"id": pk, "camera_id": camera_id, "start": time(start), "end": time(end),
-         "duration_s": round((end - start).total_seconds(), 3), "size_bytes": size_bytes}
+         "duration_s": round((end - start) / 1_000_000, 3), "size_bytes": size_bytes}
         for pk, camera_id, start, end, size_bytes in rows
     ]  # fmt: skip
 
@@ -128,7 +152,11 @@ class RecordingViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
             segments = segments.filter(end__gt=start)
         elif end:
             segments = segments.filter(start__lt=end)
-        rows = segments.order_by("start", "camera_id").values_list(*SEGMENT_FIELDS)
+        rows = (
+            segments.order_by("start", "camera_id")
+            .annotate(**SEGMENT_COLUMNS)
+            .values_list(*SEGMENT_FIELDS)
+        )
         return self.get_paginated_response(segment_rows(self.paginate_queryset(rows)))
 
 

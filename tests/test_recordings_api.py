@@ -78,6 +78,21 @@ def test_search_returns_overlapping_segments_paginated(tenants, recorded):
     assert client.get("/api/recordings/search").json()["count"] == len(segments)
 
 
+def test_search_of_one_page_skips_the_count_query(tenants, recorded):
+    camera, segments = recorded
+    client = client_for(tenants["a"]["operador"])
+    params = {"camera_id": camera.pk, "start": iso(segments[0].start), "page_size": 500}
+    with CaptureQueriesContext(connection) as captured:
+        body = client.get("/api/recordings/search", params).json()
+    assert len(captured) == 2  # the camera, then the page: its length is the count
+    assert not any("COUNT(" in query["sql"] for query in captured.captured_queries)
+    assert body["count"] == len(segments) and body["next"] is None
+    assert [row["id"] for row in body["results"]] == [s.pk for s in segments]
+    exact = {**params, "page_size": len(segments)}  # a full first page still counts
+    assert client.get("/api/recordings/search", exact).json()["count"] == len(segments)
+    assert client.get("/api/recordings/search", {**params, "page": 2}).status_code == 404
+
+
 @pytest.mark.parametrize(
     "params",
     [
