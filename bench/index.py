@@ -389,7 +389,11 @@ def run(ctx: Context) -> Section:
         order = ["retention", "raw"] if k % 2 == 0 else ["raw", "retention"]
         for what in order:
             inserter = _Inserter(
-                ids, rate, seg_s, today + timedelta(days=1, hours=k, minutes=30 * (what == "raw"))
+                # rows of their own: an hour after today per run and side (a run lasts minutes)
+                ids,
+                rate,
+                seg_s,
+                today + timedelta(days=1, hours=2 * k + (what == "raw")),
             )
             inserter.start()
             time.sleep(0.5)

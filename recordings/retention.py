@@ -23,8 +23,6 @@ from recordings.models import Segment, segment_lookback
 
 logger = logging.getLogger(__name__)
 
-BATCH = 1000
-
 
 @dataclass
 class Purge:
@@ -61,34 +59,52 @@ def _delete(segments: list[Segment]) -> None:
         storage.unlink_segments(camera_id, (s.start for s in segments if s.camera_id == camera_id))
 
 
-# One statement a batch: the rows go and come back as integers (psycopg loads those in C;
-# a time-zone-aware timestamp costs ~10 us in Django's loader). Purging row by row through
-# model instances ran at ~20,000 rows/s (docs/benchmarks.md).
-_PURGE_BATCH = """
-    DELETE FROM recordings_segment WHERE id IN (
-        SELECT id FROM recordings_segment
-        WHERE camera_id = %s AND start < %s AND "end" <= %s
-        ORDER BY start LIMIT %s
-    )
-    RETURNING (EXTRACT(EPOCH FROM start) * 1000000)::bigint,
+# Rows are deleted a time window at a time across all the cameras with the same cutoff, as a
+# recorder wrote them: at city scale a camera's day is spread over the whole day's heap pages,
+# so camera-by-camera batches rewrote every page once per camera (docs/benchmarks.md, fix 10).
+# Rows come back as integers: psycopg loads those in C, while a time-zone-aware timestamp costs
+# ~10 us in Django's loader.
+WINDOW = timedelta(minutes=10)
+_OLDEST = """
+    SELECT min(first.start) FROM unnest(%s::bigint[]) AS camera(id), LATERAL (
+        SELECT start FROM recordings_segment
+        WHERE camera_id = camera.id AND start >= %s AND start < %s AND "end" <= %s
+        ORDER BY start LIMIT 1
+    ) AS first
+"""
+_PURGE_WINDOW = """
+    DELETE FROM recordings_segment
+    WHERE camera_id = ANY(%s) AND start >= %s AND start < %s AND "end" <= %s
+    RETURNING camera_id, (EXTRACT(EPOCH FROM start) * 1000000)::bigint,
               (EXTRACT(EPOCH FROM "end") * 1000000)::bigint, size_bytes
 """
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _purge_batch(purge: Purge, cutoff: datetime) -> int:
-    """Delete (and commit) up to ``BATCH`` of the camera's rows before ``cutoff``, then
-    their files; returns how many rows went."""
+def _purge_window(
+    camera_ids: list[int], cutoff: datetime, since: datetime, purges: dict[int, Purge]
+) -> datetime | None:
+    """Delete (and commit) these cameras' oldest ``WINDOW`` of footage from ``since`` that
+    ended before ``cutoff``, then its files. Returns where the next window starts (each
+    search begins there, not over the index entries of the rows just deleted), None when
+    nothing is left."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_PURGE_BATCH, [purge.camera_id, cutoff, cutoff, BATCH])
+        cursor.execute(_OLDEST, [camera_ids, since, cutoff, cutoff])
+        (oldest,) = cursor.fetchone()
+        if oldest is None:
+            return None
+        cursor.execute(_PURGE_WINDOW, [camera_ids, oldest, oldest + WINDOW, cutoff])
         rows = cursor.fetchall()
-    if not rows:
-        return 0
-    starts = [_EPOCH + timedelta(microseconds=start) for start, _, _ in rows]
-    last_end = _EPOCH + timedelta(microseconds=max(end for _, end, _ in rows))
-    purge.add(min(starts), last_end, sum(size for _, _, size in rows), segments=len(rows))
-    storage.unlink_segments(purge.camera_id, starts)
-    return len(rows)
+    by_camera: dict[int, list[tuple[int, int, int]]] = {}
+    for camera_id, *segment in rows:
+        by_camera.setdefault(camera_id, []).append(segment)
+    for camera_id, segments in by_camera.items():
+        starts = [_EPOCH + timedelta(microseconds=start) for start, _, _ in segments]
+        last_end = _EPOCH + timedelta(microseconds=max(end for _, end, _ in segments))
+        purge = purges.setdefault(camera_id, Purge("retention", camera_id))
+        purge.add(min(starts), last_end, sum(size for *_, size in segments), len(segments))
+        storage.unlink_segments(camera_id, starts)
+    return oldest + WINDOW
 
 
 def _log(purges: list[Purge]) -> None:
@@ -99,17 +115,20 @@ def _log(purges: list[Purge]) -> None:
 def purge_expired(now: datetime | None = None) -> list[Purge]:
     """Delete every camera's segments that ended before its prefeitura's retention cutoff."""
     now = now or timezone.now()
-    purges = []
+    cameras: dict[datetime, list[int]] = {}
     for camera in Camera.objects.select_related("prefeitura").only("id", "prefeitura__plan"):
         cutoff = now - timedelta(days=camera.prefeitura.retention_days)
-        purge = Purge("retention", camera.pk)
-        while _purge_batch(purge, cutoff) == BATCH:
-            pass
-        _sweep_days(camera.pk, cutoff)
-        if purge.segments:
-            purges.append(purge)
-    _log(purges)
-    return purges
+        cameras.setdefault(cutoff, []).append(camera.pk)
+    purges: dict[int, Purge] = {}
+    for cutoff, camera_ids in cameras.items():
+        since: datetime | None = _EPOCH
+        while since is not None:
+            since = _purge_window(camera_ids, cutoff, since, purges)
+        for camera_id in camera_ids:
+            _sweep_days(camera_id, cutoff)
+    result = [purges[camera_id] for camera_id in sorted(purges)]
+    _log(result)
+    return result
 
 
 def _sweep_days(camera_id: int, cutoff: datetime) -> None:
