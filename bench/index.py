@@ -372,8 +372,8 @@ def run(ctx: Context) -> Section:
                       "camera-hour)</summary>", "", "```", search_plan, "```", "",
                       "</details>"]  # fmt: skip
     section.notes.append(
-        f"The search request runs {search_sql_count} statements on "
-        f"`{TABLE}` (count + page); the raw baseline replays them."
+        f"The search request runs {search_sql_count} statement(s) on `{TABLE}` (the page; "
+        "a COUNT only when the page is full); the raw baseline replays them."
     )
 
     # -- retention with inserts going on ---------------------------------------------------

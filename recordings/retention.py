@@ -61,7 +61,7 @@ def _delete(segments: list[Segment]) -> None:
 
 # Rows are deleted a time window at a time across all the cameras with the same cutoff, as a
 # recorder wrote them: at city scale a camera's day is spread over the whole day's heap pages,
-# so camera-by-camera batches rewrote every page once per camera (docs/benchmarks.md, fix 10).
+# so camera-by-camera batches rewrote every page once per camera (docs/benchmarks.md, fix 9).
 # Rows come back as integers: psycopg loads those in C, while a time-zone-aware timestamp costs
 # ~10 us in Django's loader.
 WINDOW = timedelta(minutes=10)
