@@ -70,6 +70,32 @@ def test_segments_past_the_plan_are_purged_and_a_plan_change_applies_next_run(db
     ]
 
 
+def test_purge_spans_many_windows_of_several_cameras_and_keeps_a_segment_astride_the_cutoff(
+    db, sample
+):
+    plan = PrefeituraFactory(plan=Prefeitura.Plan.PADRAO)
+    cameras = [CameraFactory(prefeitura=plan), CameraFactory(prefeitura=plan)]
+    now = ago(hours=0)
+    cutoff = now - timedelta(days=plan.retention_days)
+    # every 7 minutes over an hour before the cutoff (several purge windows), then one that
+    # starts a second before the cutoff and ends after it
+    expired = [cutoff - timedelta(minutes=60) + timedelta(minutes=7 * k) for k in range(9)]
+    astride = cutoff - timedelta(seconds=1)
+    footage = {c.pk: backdate(c.pk, [*expired, astride], sample) for c in cameras}
+    assert all(segments[-1].end > cutoff for segments in footage.values())
+
+    purges = retention.purge_expired(now)
+
+    assert [(p.camera_id, p.segments, p.first_start) for p in purges] == [
+        (c.pk, len(expired), expired[0]) for c in sorted(cameras, key=lambda c: c.pk)
+    ]
+    for camera in cameras:
+        assert list(Segment.objects.filter(camera=camera).values_list("start", flat=True)) == [
+            astride
+        ]
+        assert files_of(footage[camera.pk]) == [False] * len(expired) + [True]
+
+
 def test_disk_floor_deletes_the_oldest_footage_first_and_spares_the_last_hour(
     db, sample, settings, caplog
 ):
