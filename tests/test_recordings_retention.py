@@ -129,6 +129,7 @@ def test_orphan_files_in_purged_days_are_swept(db, sample):
     old = ago(days=9)
     [segment] = backdate(camera.pk, [old], sample)
     orphan = storage.archive_path(camera.pk, old - timedelta(hours=1))
+    orphan.parent.mkdir(parents=True, exist_ok=True)  # the hour before may be another day
     shutil.copy2(sample, orphan)  # a file whose row was deleted by a crashed purge
     retention.apply_retention()
     assert not orphan.exists() and not storage.segment_path(camera.pk, segment.start).exists()
