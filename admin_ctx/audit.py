@@ -8,12 +8,12 @@ from django.db import models
 from django.http import HttpRequest
 
 from admin_ctx.models import AuditEntry, User
+from gtvision import login_guard
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
-    if request is None:
-        return None
-    return request.META.get("REMOTE_ADDR") or None
+    """The real client address (X-Forwarded-For only from settings.TRUSTED_PROXIES)."""
+    return login_guard.client_ip(request)
 
 
 def record(

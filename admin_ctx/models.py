@@ -1,5 +1,6 @@
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from gtvision.tenancy import TenantQuerySet
@@ -27,6 +28,9 @@ class User(AbstractUser):
         related_name="users",
         verbose_name=_("prefeitura"),
     )
+    # JWTs, media and playback tokens issued before this instant are refused: set when the
+    # password changes, the account is deactivated or the user logs out (admin_ctx.tokens).
+    tokens_valid_after = models.DateTimeField(_("tokens valid after"), null=True, blank=True)
 
     tenant_lookup = "prefeitura_id"
     objects = TenantUserManager()
@@ -55,7 +59,35 @@ class User(AbstractUser):
         # Django admin access follows the role: admins and gestores operate the admin site.
         self.is_staff = self.role in (Role.ADMIN, Role.GESTOR)
         self.is_superuser = self.role == Role.ADMIN
+        reason = self._revocation_reason(kwargs.get("update_fields"))
+        if reason:
+            self.tokens_valid_after = timezone.now()
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "tokens_valid_after"}
         super().save(*args, **kwargs)
+        if reason:
+            from admin_ctx.tokens import revoke_tokens
+
+            revoke_tokens(self, reason, bump=False)
+
+    def _revocation_reason(self, update_fields) -> str | None:
+        """``"password"`` or ``"deactivated"`` when this save must revoke the user's tokens.
+
+        Every path that saves a user (API, admin, ``changepassword``, ``set_password``) comes
+        here, so none of them can keep old tokens alive.
+        """
+        if self._state.adding or self.pk is None:
+            return None
+        if update_fields is not None and not {"password", "is_active"} & set(update_fields):
+            return None
+        before = User.objects.filter(pk=self.pk).values("password", "is_active").first()
+        if before is None:
+            return None
+        if before["password"] != self.password:
+            return "password"
+        if before["is_active"] and not self.is_active:
+            return "deactivated"
+        return None
 
 
 class AuditEntry(models.Model):
@@ -142,3 +174,21 @@ class MosaicLayout(models.Model):
 
     def __str__(self) -> str:
         return f"mosaic {self.size}x{self.size} of {self.user_id} in {self.prefeitura_id}"
+
+
+class LoginFailureCounter(models.Model):
+    """Failed logins of one username or client address in the current window.
+
+    Kept in PostgreSQL so every web process sees the same counts (gtvision.login_guard).
+    """
+
+    key = models.CharField(_("key"), max_length=200, primary_key=True)
+    failures = models.PositiveIntegerField(_("failures"), default=0)
+    window_start = models.DateTimeField(_("window start"), db_index=True)
+
+    class Meta:
+        verbose_name = _("login failure counter")
+        verbose_name_plural = _("login failure counters")
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.failures}"

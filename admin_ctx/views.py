@@ -1,17 +1,29 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, permissions
-from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.exceptions import AuthenticationFailed, Throttled
+from rest_framework_simplejwt.exceptions import InvalidToken
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
 from rest_framework_simplejwt.views import TokenObtainPairView
+from rest_framework_simplejwt.views import TokenRefreshView as BaseTokenRefreshView
 
 from admin_ctx import audit, services
 from admin_ctx.filters import AuditEntryFilterSet, UserFilterSet
 from admin_ctx.models import AuditEntry, Role, User
 from admin_ctx.serializers import AuditEntrySerializer, MeSerializer, UserSerializer
+from admin_ctx.tokens import with_auth_time
+from gtvision import login_guard
 from gtvision.api import TenantModelViewSet, TenantReadOnlyViewSet
 
 
+def _throttled(wait: int) -> Throttled:
+    return Throttled(wait=wait, detail=login_guard.too_many_attempts_message(wait))
+
+
 class AuditedTokenSerializer(TokenObtainPairSerializer):
+    @classmethod
+    def get_token(cls, user):
+        return with_auth_time(super().get_token(user))
+
     def validate(self, attrs):
         data = super().validate(attrs)
         audit.record(
@@ -21,11 +33,30 @@ class AuditedTokenSerializer(TokenObtainPairSerializer):
 
 
 class TokenView(TokenObtainPairView):
-    """JWT login: throttled per client, audited (failures through Django's signal)."""
+    """JWT login: behind the login guard (429 while locked), audited (failures through
+    Django's signal)."""
 
     serializer_class = AuditedTokenSerializer
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "login"
+
+    def handle_exception(self, exc):
+        wait = login_guard.blocked_retry_after(self.request)
+        if wait is not None and isinstance(exc, AuthenticationFailed):
+            exc = _throttled(wait)
+        return super().handle_exception(exc)
+
+
+class TokenRefreshView(BaseTokenRefreshView):
+    """Refresh: refused (429) from an address the login guard locked; failures count."""
+
+    def post(self, request, *args, **kwargs):
+        wait = login_guard.retry_after(request, None)
+        if wait is not None:
+            raise _throttled(wait)
+        try:
+            return super().post(request, *args, **kwargs)
+        except (AuthenticationFailed, InvalidToken):
+            login_guard.record_failure(request, None)
+            raise
 
 
 class MeView(generics.RetrieveAPIView):

@@ -22,14 +22,15 @@ from pathlib import Path
 
 from bench.common import PYTHON, ROOT, Context, Procs, Section, log
 
-BENCHMARKS = ["recording", "clips", "index", "events", "stream_start"]
-RUN_ORDER = ["clips", "stream_start", "events", "recording", "index"]  # big table last
+BENCHMARKS = ["recording", "clips", "index", "events", "stream_start", "load"]
+RUN_ORDER = ["clips", "stream_start", "events", "load", "recording", "index"]  # big table last
 TITLES = {
     "recording": "1. Recording cost",
     "clips": "2. Clip export",
     "index": "3. Footage index at city scale",
     "events": "4. Live events fan-out",
     "stream_start": "5. Stream start",
+    "load": "6. HTTP load",
 }
 
 SMOKE = {
@@ -47,6 +48,8 @@ SMOKE = {
     "events": 3,
     "event_runs": 1,
     "stream_starts": 1,
+    "load_users": "5,10",
+    "load_requests": 60,
 }
 
 
@@ -97,6 +100,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--event-runs", type=int, default=3)
     g = parser.add_argument_group("stream start")
     g.add_argument("--stream-starts", type=int, default=20)
+    g = parser.add_argument_group("HTTP load")
+    g.add_argument("--load-users", default="20,50,100", help="concurrent users, comma separated")
+    g.add_argument("--load-requests", type=int, default=3000, help="requests per level")
     args = parser.parse_args(argv)
     if args.smoke:
         for key, value in SMOKE.items():

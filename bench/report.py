@@ -11,13 +11,14 @@ from pathlib import Path
 
 from bench.common import ROOT, Section
 
-ORDER = ["recording", "clips", "index", "events", "stream_start"]
+ORDER = ["recording", "clips", "index", "events", "stream_start", "load"]
 TITLES = {
     "recording": "1. Recording cost",
     "clips": "2. Clip export",
     "index": "3. Footage index at city scale",
     "events": "4. Live events fan-out",
     "stream_start": "5. Stream start",
+    "load": "6. HTTP load",
 }
 FINDINGS = Path(__file__).resolve().parent / "findings.md"
 

@@ -1,50 +1,53 @@
+from typing import Any
+
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from admin_ctx.models import Role
 from cidades import services
 from cidades.models import Camera, Prefeitura
-from cidades.validators import validate_source_url
-from gtvision.tenancy import user_can_see_prefeitura
+from cidades.validators import SOURCE_URL_MAX_LENGTH, normalize_cnpj, validate_source_url
+from gtvision.admin_base import AdminRefused, TenantModelAdmin, domain_errors, user_role
+from streaming import services as streaming_services
+from streaming.models import Stream
 
 
-class TenantAdminMixin:
-    """Admin rows go through the same tenancy helper as the API; rights follow the role."""
+class CnpjField(forms.CharField):
+    """A CNPJ typed with its usual punctuation (``12.345.678/0001-95``) is stored bare."""
 
-    read_roles = {Role.ADMIN, Role.GESTOR}
-    write_roles = {Role.ADMIN}
+    def to_python(self, value: Any) -> str:
+        return normalize_cnpj(super().to_python(value))
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).for_user(request.user)
 
-    def has_module_permission(self, request):
-        return request.user.is_active and request.user.role in self.read_roles
+class PrefeituraAdminForm(forms.ModelForm):
+    cnpj = CnpjField(label=_("CNPJ"), max_length=18)
 
-    def has_view_permission(self, request, obj=None):
-        return self.has_module_permission(request)
-
-    def has_add_permission(self, request):
-        return request.user.is_active and request.user.role in self.write_roles
-
-    def has_change_permission(self, request, obj=None):
-        return self.has_add_permission(request)
-
-    def has_delete_permission(self, request, obj=None):
-        return self.has_add_permission(request)
+    class Meta:
+        model = Prefeitura
+        fields = ["name", "uf", "ibge_code", "cnpj", "plan", "max_cameras", "active"]
 
 
 @admin.register(Prefeitura)
-class PrefeituraAdmin(TenantAdminMixin, admin.ModelAdmin):
+class PrefeituraAdmin(TenantModelAdmin):
+    form = PrefeituraAdminForm
     list_display = ["name", "uf", "ibge_code", "plan", "retention_days", "max_cameras", "active"]
     list_filter = ["uf", "plan", "active"]
     search_fields = ["name", "ibge_code", "cnpj"]
+
+    create_service = staticmethod(services.create_prefeitura)
+    update_service = staticmethod(services.update_prefeitura)
+    delete_service = staticmethod(services.delete_prefeitura)
 
 
 class CameraAdminForm(forms.ModelForm):
     source_url = forms.CharField(
         label=_("Source URL (RTSP)"),
         required=False,
+        strip=False,
+        max_length=SOURCE_URL_MAX_LENGTH,
         widget=forms.PasswordInput(render_value=False),
         validators=[validate_source_url],
         help_text=_("Stored encrypted. Leave blank to keep the current URL."),
@@ -72,7 +75,7 @@ class CameraAdminForm(forms.ModelForm):
 
 
 @admin.register(Camera)
-class CameraAdmin(TenantAdminMixin, admin.ModelAdmin):
+class CameraAdmin(TenantModelAdmin):
     form = CameraAdminForm
     write_roles = {Role.ADMIN, Role.GESTOR}
     list_display = [
@@ -85,32 +88,64 @@ class CameraAdmin(TenantAdminMixin, admin.ModelAdmin):
         "recording_enabled",
     ]
     list_filter = ["prefeitura", "status", "enabled", "recording_enabled"]
+    list_select_related = ["prefeitura"]
     search_fields = ["name", "code", "address"]
     readonly_fields = ["source_url_masked", "status", "created_at"]
+    actions = ["start_live_stream", "stop_live_stream"]
 
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "prefeitura":
-            kwargs["queryset"] = Prefeitura.objects.for_user(request.user)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+    create_service = staticmethod(services.create_camera)
+    update_service = staticmethod(services.update_camera)
+    delete_service = staticmethod(services.delete_camera)
 
-    def save_model(self, request, obj, form, change):
-        data = {f: form.cleaned_data[f] for f in form.Meta.fields if f in form.cleaned_data}
-        if not data.get("source_url"):
-            data.pop("source_url", None)
-        if not user_can_see_prefeitura(request.user, data["prefeitura"].pk):
-            raise PermissionError("prefeitura outside the user's scope")
-        if change:
-            camera = Camera.objects.get(pk=obj.pk)
-            form.instance = services.update_camera(
-                camera, actor=request.user, data=data, request=request
-            )
-        else:
-            form.instance = services.create_camera(actor=request.user, data=data, request=request)
-        obj.pk = form.instance.pk
+    def get_autocomplete_fields(self, request: HttpRequest) -> list[str]:
+        # A platform admin picks among every prefeitura; a gestor's list holds its own only.
+        return ["prefeitura"] if user_role(request) == Role.ADMIN else []
 
-    def delete_model(self, request, obj):
-        services.delete_camera(obj, actor=request.user, request=request)
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        initial = super().get_changeform_initial_data(request)
+        if user_role(request) != Role.ADMIN:
+            initial.setdefault("prefeitura", request.user.prefeitura_id)
+        return initial
 
-    def delete_queryset(self, request, queryset):
+    def service_data(self, request: HttpRequest, form: forms.Form, change: bool) -> dict:
+        data = super().service_data(request, form, change)
+        if form.cleaned_data.get("source_url"):
+            data["source_url"] = form.cleaned_data["source_url"]
+        return data
+
+    def has_stream_permission(self, request: HttpRequest) -> bool:
+        return user_role(request) in {Role.ADMIN, Role.GESTOR}
+
+    @admin.action(description=_("Start live stream"), permissions=["stream"])
+    def start_live_stream(self, request: HttpRequest, queryset: QuerySet) -> None:
+        """An explicit start, like ``POST /api/streams/start``: it runs until stopped."""
         for camera in queryset:
-            services.delete_camera(camera, actor=request.user, request=request)
+            try:
+                with domain_errors():
+                    streaming_services.start_stream(camera, actor=request.user, request=request)
+            except AdminRefused as refused:
+                self.message_user(request, f"{camera}: {refused}", messages.ERROR)
+            else:
+                self.message_user(
+                    request, _("Live stream started: %(camera)s") % {"camera": camera}
+                )
+
+    @admin.action(description=_("Stop live stream"), permissions=["stream"])
+    def stop_live_stream(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for camera in queryset:
+            active = Stream.objects.filter(camera=camera, status__in=Stream.ACTIVE)
+            if not active.exists():
+                self.message_user(
+                    request, _("No active live stream: %(camera)s") % {"camera": camera}
+                )
+                continue
+            for stream in active:
+                try:
+                    with domain_errors():
+                        streaming_services.stop_stream(stream, actor=request.user, request=request)
+                except AdminRefused as refused:
+                    self.message_user(request, f"{camera}: {refused}", messages.ERROR)
+                else:
+                    self.message_user(
+                        request, _("Live stream stopped: %(camera)s") % {"camera": camera}
+                    )

@@ -65,12 +65,66 @@ def validate_source_url(value: str) -> None:
         raise ValidationError(_("The source URL must have a host."))
 
 
+# Query (or path) parameters that carry credentials on some cameras' URLs
+# (``?user=admin&password=...``, ``/user=admin&password=...&channel=1``): any key holding
+# one of these words, case-insensitive.
+_CREDENTIAL_KEY_WORDS = (
+    "user", "login", "usuario", "pass", "pwd", "senha", "token", "auth", "key", "secret",
+    "cred", "sig",
+)  # fmt: skip
+_CREDENTIAL_PARAM = re.compile(
+    r"(?P<key>[A-Za-z0-9_.\-]*(?:"
+    + "|".join(_CREDENTIAL_KEY_WORDS)
+    + r")[A-Za-z0-9_.\-]*)=(?P<value>[^&;#]*)",
+    re.IGNORECASE,
+)
+MASK = "***"
+
+
+def _mask_params(text: str) -> str:
+    return _CREDENTIAL_PARAM.sub(
+        lambda m: f"{m.group('key')}={MASK if m.group('value') else ''}", text
+    )
+
+
+def _split_userinfo(rest: str) -> tuple[str | None, str]:
+    """(userinfo or None, the rest) of what follows ``scheme://``: the userinfo ends at the
+    last "@" before any query or fragment (an unencoded password may hold "@" or "/")."""
+    stop = len(rest)
+    for mark in "?#":
+        found = rest.find(mark)
+        if found >= 0:
+            stop = min(stop, found)
+    at = rest.rfind("@", 0, stop)
+    return (rest[:at], rest[at + 1 :]) if at >= 0 else (None, rest)
+
+
 def mask_source_url(value: str) -> str:
-    """The URL with its password replaced by ``***`` (user kept, for the operator)."""
-    parts = urlsplit(value)
-    if parts.password is None and "@" not in parts.netloc:
-        return value
-    userinfo, _sep, hostport = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    netloc = f"{user}:***@{hostport}" if parts.password is not None else f"{user}@{hostport}"
-    return parts._replace(netloc=netloc).geturl()
+    """The URL with every credential replaced by ``***``: the userinfo's password (its user
+    is kept, for the operator) and the values of credential-like parameters in the path,
+    query or fragment (``user``, ``password``, ``pwd``, ``senha``, ``token``, ``key``...)."""
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        return _mask_params(value)
+    userinfo, tail = _split_userinfo(rest)
+    authority = ""
+    if userinfo is not None:
+        user, colon, _password = userinfo.partition(":")
+        authority = f"{user}:{MASK}@" if colon else f"{user}@"
+    host_end = len(tail)
+    for mark in "/?#":
+        found = tail.find(mark)
+        if found >= 0:
+            host_end = min(host_end, found)
+    return f"{scheme}://{authority}{tail[:host_end]}{_mask_params(tail[host_end:])}"
+
+
+def url_secrets(value: str) -> set[str]:
+    """The credential strings in ``value`` (userinfo password, credential-like parameter
+    values), for callers that must scrub them from free text such as a process's output."""
+    _scheme, sep, rest = value.partition("://")
+    userinfo, tail = _split_userinfo(rest) if sep else (None, value)
+    found = {m.group("value") for m in _CREDENTIAL_PARAM.finditer(tail)}
+    if userinfo is not None:
+        found.add(userinfo.partition(":")[2])
+    return {secret for secret in found if secret}

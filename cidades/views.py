@@ -1,12 +1,9 @@
-from django.db.models import ProtectedError
-from django.utils.translation import gettext as _
-
 from admin_ctx.models import Role
 from cidades import services
 from cidades.filters import CameraFilterSet, PrefeituraFilterSet
 from cidades.models import Camera, Prefeitura
 from cidades.serializers import CameraSerializer, PrefeituraSerializer
-from gtvision.api import Conflict, TenantModelViewSet
+from gtvision.api import TenantModelViewSet
 
 
 class PrefeituraViewSet(TenantModelViewSet):
@@ -16,13 +13,9 @@ class PrefeituraViewSet(TenantModelViewSet):
     ordering_fields = ["name", "uf", "created_at"]
     write_roles = {Role.ADMIN}
 
-    def perform_destroy(self, instance):
-        try:
-            instance.delete()
-        except ProtectedError as exc:
-            raise Conflict(
-                _("This prefeitura still has cameras or users; remove them first.")
-            ) from exc
+    create_service = staticmethod(services.create_prefeitura)
+    update_service = staticmethod(services.update_prefeitura)
+    delete_service = staticmethod(services.delete_prefeitura)
 
 
 class CameraViewSet(TenantModelViewSet):

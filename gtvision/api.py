@@ -2,13 +2,46 @@
 
 from __future__ import annotations
 
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
-from rest_framework import permissions, serializers, viewsets
+from django.views import defaults
+from rest_framework import permissions, routers, serializers, viewsets
+from rest_framework.response import Response
 
 from admin_ctx.models import Role
-from gtvision.drf import Conflict, Pagination
+from gtvision.drf import Conflict, Pagination, public_url
 
-__all__ = ["Conflict", "Pagination", "AwareDateTimeField", "RolePermission", "TenantModelViewSet"]
+__all__ = [
+    "Conflict",
+    "Pagination",
+    "AwareDateTimeField",
+    "RolePermission",
+    "TenantModelViewSet",
+    "PublicAPIRootView",
+    "not_found",
+]
+
+
+class PublicAPIRootView(routers.APIRootView):
+    """``GET /api/``: the resources' URLs, under ``PUBLIC_URL`` (never the request's Host)."""
+
+    def get(self, request, *args, **kwargs) -> Response:
+        links = {}
+        for key, url_name in self.api_root_dict.items():
+            try:
+                links[key] = public_url(reverse(url_name))
+            except NoReverseMatch:
+                continue
+        return Response(links)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """``handler404``: a JSON body under ``/api/`` (the API's error shape), else Django's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": gettext("Not found.")}, status=404)
+    return defaults.page_not_found(request, exception)
 
 
 class AwareDateTimeField(serializers.DateTimeField):

@@ -1,81 +1,325 @@
-"""channels_postgres, made safe for several event loops in one process.
+"""The PostgreSQL channel layer: channels_postgres's tables and trigger, a leak-free client.
 
-Upstream keeps one module-wide connection pool (and the lock guarding its creation) bound
-to whichever event loop created it, and its ``_get_or_create_listener_task`` reports "new
-task" to every consumer that calls ``receive()`` before the first listener has connected,
-so a burst of connections starts several LISTEN tasks and delivers each event several
-times. Here each event loop gets its own pool and exactly one listener.
+channels_postgres (kept installed for its tables and its ``NOTIFY`` trigger) leaks on every
+WebSocket connection: ``receive()`` takes a session-level ``pg_try_advisory_lock`` per channel
+on a pooled connection and never releases it (``pg_locks`` +1 per connect, until PostgreSQL
+runs "out of shared memory"), keeps a queue and a lock flag per channel in module-wide dicts
+forever, and starts a task per ``group_discard`` that sleeps 10-20 minutes before a cleanup
+query. Here:
+
+* A consumer's channel (``specific.<process>!<id>``) belongs to one process: no lock is
+  needed to receive it. A channel shared between processes (no ``!``) is claimed message by
+  message with ``DELETE ... RETURNING`` (exactly once, no lock held afterwards).
+* Each event loop has one ``LISTEN`` connection, one connection pool and one queue per
+  channel that has a receiver in that loop; the queue goes when its receiver goes
+  (``receive()`` cancelled: the consumer ended). Notifications for other channels are dropped.
+* One janitor per loop deletes expired message rows every ``JANITOR_INTERVAL_S``.
+* ``group_send`` is one ``INSERT ... SELECT`` (one row, one ``NOTIFY`` per member channel).
+* The listener reconnects after a database outage, and then reads the messages it missed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
+import logging
+import time
+import uuid
 import weakref
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import msgpack
 import psycopg
 import psycopg_pool
-from channels_postgres.core import PostgresChannelLayer as _UpstreamLayer
-from channels_postgres.db import DatabaseLayer
+from channels.layers import BaseChannelLayer
+from channels_postgres.models import GroupChannel, Message
+from django.db.backends.postgresql.base import DatabaseWrapper
+from psycopg import sql
+
+logger = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "channels_postgres_messages"
+JANITOR_INTERVAL_S = 30.0
+RECONNECT_MAX_S = 10.0
+MESSAGES = sql.Identifier(Message._meta.db_table)
+GROUPS = sql.Identifier(GroupChannel._meta.db_table)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 async def _configure(connection: psycopg.AsyncConnection) -> None:
     await connection.set_autocommit(True)
 
 
-# One pool per event loop, shared by every layer instance of the process.
-_pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+@dataclass(eq=False)
+class _Item:
+    """A notification for a local channel; ``data`` is None when it must be read by id."""
+
+    message_id: int
+    data: bytes | None
 
 
-class _PerLoopPools(DatabaseLayer):
-    async def get_db_pool(self, db_params: dict) -> psycopg_pool.AsyncConnectionPool:
+@dataclass(eq=False)
+class _LoopState:
+    """What one event loop needs: a pool, a listener and the queues of its receivers."""
+
+    pool: psycopg_pool.AsyncConnectionPool | None = None
+    pool_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    queues: dict[str, asyncio.Queue[_Item]] = field(default_factory=dict)
+    listener: asyncio.Task | None = None
+    janitor: asyncio.Task | None = None
+    last_id: int = 0
+
+
+class PostgresChannelLayer(BaseChannelLayer):
+    """Channel layer on PostgreSQL ``LISTEN``/``NOTIFY`` (groups, flush)."""
+
+    extensions = ["groups", "flush"]
+
+    def __init__(
+        self,
+        prefix: str = "asgi",
+        expiry: int = 60,
+        capacity: int = 1000,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(expiry=expiry, capacity=capacity)
+        self.prefix = prefix
+        # Twelve hex digits: a process's channels never collide with another's.
+        self.client_prefix = uuid.uuid4().hex[:12]
+        pool_options = {"min_size": 1, "max_size": 10, "timeout": 10.0}
+        pool_options.update(kwargs.pop("PSYCOPG_OPTIONS", {}))
+        self.pool_options = pool_options
+        kwargs.setdefault("OPTIONS", {})
+        params = DatabaseWrapper(kwargs).get_connection_params()
+        params.pop("cursor_factory", None)
+        params.pop("context", None)
+        self.conninfo = psycopg.conninfo.make_conninfo("", **params)
+        self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    # -- per-loop state --------------------------------------------------------------------
+
+    def _state(self) -> _LoopState:
         loop = asyncio.get_running_loop()
-        lock = _locks.setdefault(loop, asyncio.Lock())
-        async with lock:
-            pool = _pools.get(loop)
-            if pool is None:
-                pool = psycopg_pool.AsyncConnectionPool(
-                    conninfo=psycopg.conninfo.make_conninfo("", **db_params),
-                    open=False,
-                    configure=_configure,
-                    **self.psycopg_options,
+        state = self._states.get(loop)
+        if state is None:
+            state = self._states[loop] = _LoopState()
+        return state
+
+    async def _pool(self) -> psycopg_pool.AsyncConnectionPool:
+        state = self._state()
+        if state.pool is None:
+            async with state.pool_lock:
+                if state.pool is None:
+                    pool = psycopg_pool.AsyncConnectionPool(
+                        self.conninfo,
+                        open=False,
+                        configure=_configure,
+                        check=psycopg_pool.AsyncConnectionPool.check_connection,
+                        **self.pool_options,
+                    )
+                    # Not wait=True: a cancelled wait would leave a half-open pool behind.
+                    await pool.open(wait=False)
+                    state.pool = pool
+        return state.pool
+
+    async def _execute(self, query: sql.Composable, params: tuple = ()) -> list[tuple]:
+        pool = await self._pool()
+        async with pool.connection() as conn, conn.cursor() as cursor:
+            await cursor.execute(query, params)
+            return await cursor.fetchall() if cursor.description else []
+
+    def _ensure_listener(self, state: _LoopState) -> None:
+        if state.listener is None or state.listener.done():
+            state.listener = asyncio.create_task(self._listen(state), name="channel-layer-listen")
+        if state.janitor is None or state.janitor.done():
+            state.janitor = asyncio.create_task(self._janitor(), name="channel-layer-janitor")
+
+    # -- the listener ----------------------------------------------------------------------
+
+    async def _listen(self, state: _LoopState) -> None:
+        """LISTEN, and route each notification to the queue of its channel (if local)."""
+        delay = 0.5
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.conninfo, autocommit=True
+                ) as conn:
+                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(NOTIFY_CHANNEL)))
+                    caught_up = await self._catch_up(state)
+                    delay = 0.5
+                    async for notify in conn.notifies():
+                        self._route(state, notify.payload, caught_up)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database went away: retry with backoff
+                logger.warning("channel layer listener: %s; reconnecting", type(exc).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX_S)
+
+    async def _catch_up(self, state: _LoopState) -> set[int]:
+        """Queue what local channels were sent while nobody listened (start, outage)."""
+        channels = list(state.queues)
+        if not channels:
+            return set()
+        rows = await self._execute(
+            sql.SQL(
+                "SELECT id, channel, message FROM {} WHERE channel = ANY(%s) AND id > %s"
+                " AND expire > %s ORDER BY id"
+            ).format(MESSAGES),
+            (channels, state.last_id, _now()),
+        )
+        for message_id, channel, message in rows:
+            shared = "!" not in channel
+            self._enqueue(state, channel, _Item(message_id, None if shared else bytes(message)))
+        return {row[0] for row in rows}
+
+    def _route(self, state: _LoopState, payload: str, skip: set[int]) -> None:
+        parts = payload.split(":")
+        message_id, channel = int(parts[0]), parts[1]
+        state.last_id = max(state.last_id, message_id)
+        if channel not in state.queues or message_id in skip:
+            return
+        data = None
+        if len(parts) == 4 and "!" in channel:
+            if float(parts[3]) < time.time():
+                return
+            data = base64.b64decode(parts[2])
+        self._enqueue(state, channel, _Item(message_id, data))
+
+    def _enqueue(self, state: _LoopState, channel: str, item: _Item) -> None:
+        queue = state.queues.get(channel)
+        if queue is None:
+            return
+        try:
+            queue.put_nowait(item)
+        except asyncio.QueueFull:
+            logger.warning("channel %s is full: message dropped", channel)
+
+    async def _janitor(self) -> None:
+        while True:
+            await asyncio.sleep(JANITOR_INTERVAL_S)
+            with contextlib.suppress(Exception):
+                await self._execute(
+                    sql.SQL("DELETE FROM {} WHERE expire < %s").format(MESSAGES), (_now(),)
                 )
-                # Not wait=True: a cancelled wait would leave a half-open pool behind.
-                await pool.open(wait=False)
-                _pools[loop] = pool
-        return pool
 
-    async def close_pool(self) -> None:
-        """Close the running loop's pool (tests and shutdown)."""
-        pool = _pools.pop(asyncio.get_running_loop(), None)
-        if pool is not None:
-            await pool.close(timeout=2)
+    # -- channel layer API -----------------------------------------------------------------
 
+    async def new_channel(self, prefix: str = "specific") -> str:
+        channel = f"{prefix}.{self.client_prefix}!{uuid.uuid4().hex}"
+        # The queue exists before the consumer joins any group: nothing sent is missed.
+        self._state().queues[channel] = asyncio.Queue(maxsize=self.capacity)
+        return channel
 
-class PostgresChannelLayer(_UpstreamLayer):
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        options = {"min_size": 1, "max_size": 10, **kwargs.get("PSYCOPG_OPTIONS", {})}
-        self.django_db = _PerLoopPools(options, self.db_params, logger=self.django_db.logger)
+    async def send(self, channel: str, message: dict) -> None:
+        assert isinstance(message, dict), "message is not a dict"
+        self.require_valid_channel_name(channel)
+        assert "__asgi_channel__" not in message
+        await self._execute(
+            sql.SQL("INSERT INTO {} (channel, message, expire) VALUES (%s, %s, %s)").format(
+                MESSAGES
+            ),
+            (channel, self.serialize(message), _now() + timedelta(seconds=self.expiry)),
+        )
 
-    def _get_or_create_listener_task(self) -> tuple[asyncio.Event, bool]:
-        running = asyncio.get_running_loop()
-        if self.listener_task_is_running is not None and self.event_loop is running:
-            return self.listener_task_is_running, False
-        self.event_loop = running
-        self.listener_task_is_running = asyncio.Event()
-        return self.listener_task_is_running, True
+    async def receive(self, channel: str) -> dict:
+        self.require_valid_channel_name(channel)
+        local = "!" in channel
+        if local:
+            assert self.non_local_name(channel).endswith(self.client_prefix + "!"), (
+                "Wrong client prefix"
+            )
+        state = self._state()
+        queue = state.queues.get(channel)
+        if queue is None:
+            queue = state.queues[channel] = asyncio.Queue(maxsize=self.capacity)
+        self._ensure_listener(state)
+        try:
+            while True:
+                item = await queue.get()
+                data = item.data
+                if data is None:  # too big for the notification, or shared: claim it
+                    rows = await self._execute(
+                        sql.SQL("DELETE FROM {} WHERE id = %s AND expire > %s RETURNING message")
+                        .format(MESSAGES),
+                        (item.message_id, _now()),
+                    )  # fmt: skip
+                    if not rows:
+                        continue  # expired, or another process's receiver took it
+                    data = bytes(rows[0][0])
+                return self.deserialize(data)
+        except asyncio.CancelledError:
+            # The receiver is gone (the consumer ended): so is its channel.
+            if local and state.queues.get(channel) is queue:
+                del state.queues[channel]
+            raise
+
+    async def flush(self) -> None:
+        await self._execute(sql.SQL("TRUNCATE TABLE {}, {}").format(MESSAGES, GROUPS))
+
+    async def group_add(self, group: str, channel: str) -> None:
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        await self._execute(
+            sql.SQL("INSERT INTO {} (group_key, channel, expire) VALUES (%s, %s, %s)").format(
+                GROUPS
+            ),
+            (self._group_key(group), channel, _now() + timedelta(days=1)),
+        )
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        await self._execute(
+            sql.SQL("DELETE FROM {} WHERE group_key = %s AND channel = %s").format(GROUPS),
+            (self._group_key(group), channel),
+        )
+
+    async def group_send(self, group: str, message: dict) -> None:
+        self.require_valid_group_name(group)
+        await self._execute(
+            sql.SQL(
+                "INSERT INTO {} (channel, message, expire)"
+                " SELECT DISTINCT channel, %s, %s FROM {} WHERE group_key = %s"
+            ).format(MESSAGES, GROUPS),
+            (
+                self.serialize(message),
+                _now() + timedelta(seconds=self.expiry),
+                self._group_key(group),
+            ),
+        )
+
+    def _group_key(self, group: str) -> str:
+        return f"{self.prefix}:group:{group}"
+
+    def serialize(self, message: dict) -> bytes:
+        return msgpack.packb(message, use_bin_type=True)
+
+    def deserialize(self, data: bytes) -> dict:
+        return msgpack.unpackb(data, raw=False)
+
+    # -- introspection and shutdown --------------------------------------------------------
+
+    def local_channels(self) -> int:
+        """Channels with a receiver in the running loop (tests: nothing left behind)."""
+        return len(self._state().queues)
 
     async def close(self) -> None:
-        """Stop this loop's listener and close its pool."""
-        current = asyncio.current_task()
-        listeners = [
-            task
-            for task in asyncio.all_tasks()
-            if task is not current and "listen_to_all_channels" in repr(task.get_coro())
-        ]
-        for task in listeners:
+        """Stop the running loop's listener and janitor, and close its pool."""
+        state = self._states.pop(asyncio.get_running_loop(), None)
+        if state is None:
+            return
+        tasks = [task for task in (state.listener, state.janitor) if task is not None]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*listeners, return_exceptions=True)
-        self.listener_task_is_running = None
-        await self.django_db.close_pool()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if state.pool is not None:
+            await state.pool.close(timeout=2)

@@ -280,7 +280,7 @@ def mosaic_layout(request: HttpRequest) -> JsonResponse:
         return JsonResponse(_layout_data(request, prefeitura))
     try:
         body = json.loads(request.body or b"null")
-    except ValueError:
+    except (ValueError, RecursionError):  # malformed, or nested deeper than the stack
         body = None
     data, errors = _validate_layout(request, prefeitura, body)
     if errors:

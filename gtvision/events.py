@@ -32,6 +32,16 @@ def stream_group(stream_id: int) -> str:
     return f"stream.{stream_id}"
 
 
+def user_group(user_id: int) -> str:
+    """Every open socket of one user (closed when the user's access is revoked)."""
+    return f"user.{user_id}"
+
+
+def camera_group(camera_id: int) -> str:
+    """The sockets watching one camera's streams (re-checked when the camera moves)."""
+    return f"camera.{camera_id}"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Event:
     type: str = field(init=False)
@@ -46,6 +56,57 @@ class Event:
 
     def groups(self) -> list[str]:
         return [prefeitura_group(self.prefeitura_id), PLATFORM_GROUP]
+
+    def layer_message(self) -> dict:
+        return {"type": "event.message", "event": self.message()}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SocketControl:
+    """Not shown to clients: tells the open sockets of some groups to re-check their access.
+
+    The channel layer delivers ``type`` to the consumer's handler of that name
+    (``access.revoked`` -> ``access_revoked``).
+    """
+
+    type: str = field(init=False)
+
+    def groups(self) -> list[str]:
+        raise NotImplementedError
+
+    def layer_message(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccessRevoked(SocketControl):
+    """The user logged out, was deactivated or deleted, or changed password, role or
+    prefeitura: their open sockets close with 4401 (a client reconnects with what it has
+    left)."""
+
+    type: str = field(default="access.revoked", init=False)
+    user_id: int
+    reason: str
+
+    def groups(self) -> list[str]:
+        return [user_group(self.user_id)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CameraMoved(SocketControl):
+    """A camera changed prefeitura: the sockets of both re-check whether they may see it."""
+
+    type: str = field(default="access.camera", init=False)
+    camera_id: int
+    from_prefeitura_id: int
+    to_prefeitura_id: int
+
+    def groups(self) -> list[str]:
+        return [
+            prefeitura_group(self.from_prefeitura_id),
+            prefeitura_group(self.to_prefeitura_id),
+            camera_group(self.camera_id),
+        ]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,16 +179,16 @@ def _close_publisher_loop(loop: asyncio.AbstractEventLoop) -> None:
     loop.call_soon_threadsafe(loop.stop)
 
 
-async def _send(event: Event) -> None:
+async def _send(event: Event | SocketControl) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    message = {"type": "event.message", "event": event.message()}
+    message = event.layer_message()
     for group in event.groups():
         await layer.group_send(group, message)
 
 
-def send_now(event: Event) -> None:
+def send_now(event: Event | SocketControl) -> None:
     """Deliver at once; a broken channel layer never breaks the caller."""
     try:
         asyncio.run_coroutine_threadsafe(_send(event), _publisher_loop()).result(SEND_TIMEOUT_S)
@@ -135,7 +196,7 @@ def send_now(event: Event) -> None:
         logger.exception("could not publish %s", event.type)
 
 
-def publish(event: Event) -> None:
+def publish(event: Event | SocketControl) -> None:
     """Send the event once the current transaction (if any) has committed."""
     transaction.on_commit(lambda: send_now(event), robust=True)
 

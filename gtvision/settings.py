@@ -4,6 +4,7 @@ import secrets
 import warnings
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.utils.translation import gettext_lazy as _
@@ -38,9 +39,52 @@ SECRET_KEY = env_str("SECRET_KEY") or _secret_from_file(
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEY", []) or [
     _secret_from_file("field-encryption.key", _fernet_key)
 ]
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"])
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 PUBLIC_URL = env_str("PUBLIC_URL", "http://127.0.0.1:8000")
+
+# --- Security: hosts, proxies, HTTPS, login throttling, CSP (docs/security.md) -------------
+_PUBLIC = urlsplit(PUBLIC_URL)
+_PUBLIC_HOST = _PUBLIC.hostname or ""
+PUBLIC_ORIGIN = f"{_PUBLIC.scheme}://{_PUBLIC.netloc}"
+PUBLIC_HTTPS = _PUBLIC.scheme == "https"
+ALLOWED_HOSTS = env_list(
+    "ALLOWED_HOSTS",
+    list(
+        dict.fromkeys(
+            h
+            for h in [f"[{_PUBLIC_HOST}]" if ":" in _PUBLIC_HOST else _PUBLIC_HOST]
+            + ["localhost", "127.0.0.1", "[::1]"]
+            if h
+        )
+    ),
+)
+CSRF_TRUSTED_ORIGINS = list(dict.fromkeys([PUBLIC_ORIGIN, *env_list("CSRF_TRUSTED_ORIGINS", [])]))
+# Reverse proxies (IPs or CIDRs) whose X-Forwarded-For/-Proto are believed; empty: none.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUSTED_PROXIES else None
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if PUBLIC_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", PUBLIC_HTTPS)
+X_FRAME_OPTIONS = "DENY"
+LOGIN_FAILURE_WINDOW_S = env_int("LOGIN_FAILURE_WINDOW_S", 15 * 60)
+LOGIN_MAX_FAILURES_PER_USERNAME = env_int("LOGIN_MAX_FAILURES_PER_USERNAME", 5)
+LOGIN_MAX_FAILURES_PER_IP = env_int("LOGIN_MAX_FAILURES_PER_IP", 30)
+# Content-Security-Policy of every response (gtvision.middleware); hls.js needs blob: for its
+# worker and MSE media. ws(s) to the page's own host and the MediaMTX origins are added there.
+CONTENT_SECURITY_POLICY = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'", "data:", "blob:"],
+    "media-src": ["'self'", "blob:"],
+    "worker-src": ["'self'", "blob:"],
+    "connect-src": ["'self'"],
+    "font-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
 
 INSTALLED_APPS = [
     "daphne",
@@ -51,8 +95,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "channels_postgres",
     "procrastinate.contrib.django",
@@ -64,7 +110,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "gtvision.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "gtvision.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -96,24 +144,50 @@ ASGI_APPLICATION = "gtvision.asgi.application"
 # --- Database: DATABASE_URL, else the embedded PostgreSQL in DATA_DIR ---------------------
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
 else:
     from gtvision import embedded_db
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", "CONN_MAX_AGE": 60}}
+        DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql"}}
         DATABASES["default"].update(embedded_db.ensure_running(DATA_DIR))
 if env_str("GTV_DATABASE_NAME"):  # e.g. a test database, for processes started by tests
     DATABASES["default"]["NAME"] = env_str("GTV_DATABASE_NAME")
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 5)
 DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME") or None}
-# channels_postgres runs some of its queries through this alias: the same database.
-DATABASES["channels_postgres"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}
+# One pool per process: a request borrows a connection and gives it back at its end
+# (CONN_MAX_AGE 0), at most DB_POOL_MAX_SIZE open (README, "Database connections").
+# DB_POOL_MAX_SIZE=0: no pool, a connection per request (e.g. behind PgBouncer).
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 10)
+if DB_POOL_MAX_SIZE > 0:
+    from gtvision.db_pool import pool_options
+
+    DATABASES["default"]["OPTIONS"]["pool"] = pool_options(
+        min_size=env_int("DB_POOL_MIN_SIZE", 2),
+        max_size=DB_POOL_MAX_SIZE,
+        timeout=env_float("DB_POOL_TIMEOUT", 20.0),
+        max_idle=env_float("DB_POOL_MAX_IDLE", 300.0),
+    )
+# channels_postgres runs some of its queries through this alias: the same database (its own
+# pool, opened by the one thread that uses it: none kept open where it is unused).
+DATABASES["channels_postgres"] = {
+    **DATABASES["default"],
+    "OPTIONS": {**DATABASES["default"]["OPTIONS"]},
+    "TEST": {"MIRROR": "default"},
+}
+if DB_POOL_MAX_SIZE > 0:
+    DATABASES["channels_postgres"]["OPTIONS"]["pool"] = {
+        **DATABASES["default"]["OPTIONS"]["pool"],
+        "min_size": 0,
+        "name": "gtvision-channels",
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "admin_ctx.User"
+AUTHENTICATION_BACKENDS = ["gtvision.login_guard.GuardedModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -141,7 +215,7 @@ WHITENOISE_AUTOREFRESH = DEBUG
 # --- API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "admin_ctx.tokens.JWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -152,15 +226,26 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_RATES": {"login": env_str("LOGIN_THROTTLE_RATE", "10/min")},
     "EXCEPTION_HANDLER": "gtvision.drf.exception_handler",
+    # JSON only: no form/multipart parsing anywhere in the API (one input format to validate).
+    "DEFAULT_PARSER_CLASSES": ["gtvision.parsers.JSONParser"],
     "DATETIME_FORMAT": "iso-8601",
 }
+# Largest request body read into memory (JSON API bodies are small): larger is a 400.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024)
 SPECTACULAR_SETTINGS = {
     "TITLE": "GT-Vision VMS API",
     "DESCRIPTION": "Video management for Brazilian municipalities.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from the app's own static files (drf-spectacular-sidecar): no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "gtvision.drf.add_error_responses",
+    ],
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "CameraStatusEnum": "cidades.models.Camera.Status",
@@ -171,9 +256,10 @@ SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 15)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 1)),
     "UPDATE_LAST_LOGIN": True,
+    "TOKEN_REFRESH_SERIALIZER": "admin_ctx.tokens.RefreshSerializer",
 }
 
-# --- Caches (login throttling; shared between processes only with Redis) -----------------
+# --- Caches (per process unless REDIS_URL; login throttling lives in PostgreSQL) ---------
 REDIS_URL = env_str("REDIS_URL")
 CACHES = {
     "default": (
@@ -237,6 +323,13 @@ STREAM_MAX_BACKOFF_S = env_float("STREAM_MAX_BACKOFF_S", 30.0)
 SUPERVISOR_INTERVAL_S = env_float("SUPERVISOR_INTERVAL_S", 1.0)
 SUPERVISOR_METRICS_INTERVAL_S = env_float("SUPERVISOR_METRICS_INTERVAL_S", 2.0)
 SUPERVISOR_HEARTBEAT_STALE_S = env_float("SUPERVISOR_HEARTBEAT_STALE_S", 30.0)
+# A stream opened for viewers stops this long after its last viewer's keep-alive.
+VIEWER_IDLE_SECONDS = env_int("VIEWER_IDLE_SECONDS", 45)
+# FFmpeg's source files (camera URLs, 0600 in a 0700 directory): off every command line.
+MEDIA_RUN_DIR = env_path("GTV_RUN_DIR", DATA_DIR / "run")
+JOB_WORKER_HEARTBEAT_S = env_float("JOB_WORKER_HEARTBEAT_S", 5.0)
+JOB_WORKER_HEARTBEAT_STALE_S = env_float("JOB_WORKER_HEARTBEAT_STALE_S", 30.0)
+JOB_WORKER_MAX_BACKOFF_S = env_float("JOB_WORKER_MAX_BACKOFF_S", 30.0)
 MEDIA_VIEW_TOKEN_MAX_AGE_S = env_int("MEDIA_VIEW_TOKEN_MAX_AGE_S", 3600)
 MEDIAMTX_API_URL = env_str("MEDIAMTX_API_URL", "http://127.0.0.1:9997")
 MEDIAMTX_API_USER = env_str("MEDIAMTX_API_USER", "gtvision")
@@ -261,3 +354,12 @@ RECORDING_GAP_TOLERANCE_S = env_float("RECORDING_GAP_TOLERANCE_S", 1.0)
 RECORDING_TOKEN_MAX_AGE_S = env_int("RECORDING_TOKEN_MAX_AGE_S", 6 * 3600)
 PLAYBACK_MAX_SECONDS = env_int("PLAYBACK_MAX_SECONDS", 24 * 3600)
 CLIP_STALE_SECONDS = env_int("CLIP_STALE_SECONDS", 3600)
+# A playback token lives for its playlist's duration plus this margin, at most
+# RECORDING_TOKEN_MAX_AGE_S; logout and password change revoke it (User.tokens_valid_after).
+RECORDING_TOKEN_MARGIN_S = env_int("RECORDING_TOKEN_MARGIN_S", 1800)
+# check_footage never touches a file modified less than this many seconds ago.
+FOOTAGE_CHECK_GRACE_S = env_int("FOOTAGE_CHECK_GRACE_S", 120)
+# Clip exports waiting or running at once, and bytes of kept clips (429 past them).
+CLIP_MAX_PENDING_PER_USER = env_int("CLIP_MAX_PENDING_PER_USER", 3)
+CLIP_MAX_PENDING_PER_PREFEITURA = env_int("CLIP_MAX_PENDING_PER_PREFEITURA", 10)
+CLIP_MAX_BYTES_PER_PREFEITURA = env_int("CLIP_MAX_BYTES_PER_PREFEITURA", 20 * 1024**3)

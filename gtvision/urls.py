@@ -1,14 +1,15 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
-from rest_framework_simplejwt.views import TokenRefreshView
 
-from admin_ctx.views import AuditEntryViewSet, MeView, TokenView, UserViewSet
+from admin_ctx.views import AuditEntryViewSet, MeView, TokenRefreshView, TokenView, UserViewSet
 from cidades.views import CameraViewSet, PrefeituraViewSet
 from gtvision import views
+from gtvision.api import PublicAPIRootView
 
 router = DefaultRouter()
+router.APIRootView = PublicAPIRootView
 router.include_format_suffixes = False
 router.register("prefeituras", PrefeituraViewSet)
 router.register("users", UserViewSet)
@@ -20,7 +21,12 @@ api_urlpatterns = [
     path("auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
     path("auth/me/", MeView.as_view(), name="me"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path(
+        "docs/",
+        # The page and its init script apart, no inline script or style (CSP).
+        SpectacularSwaggerSplitView.as_view(url_name="schema", template_name="api/swagger_ui.html"),
+        name="swagger-ui",
+    ),
     path("", include("streaming.urls")),
     path("", include("recordings.urls")),
     path("", include(router.urls)),
@@ -36,3 +42,5 @@ urlpatterns = [
     path("api/", include(api_urlpatterns)),
     path("i18n/", include("django.conf.urls.i18n")),
 ]
+
+handler404 = "gtvision.api.not_found"

@@ -6,21 +6,40 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
+from gtvision.login_guard import GuardedAuthenticationForm
+
 
 class LoginView(auth_views.LoginView):
+    """The dashboard's sign-in form, behind the login guard (429 while locked)."""
+
     template_name = "login.html"
     redirect_authenticated_user = True
+    form_class = GuardedAuthenticationForm
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if form.throttled:
+            response.status_code = 429
+        return response
 
 
 class LogoutView(auth_views.LogoutView):
-    http_method_names = ["get", "post", "options"]
+    """POST only, with the CSRF token (Django's default); GET is 405. Logging out also
+    revokes the user's tokens (admin_ctx.signals.revoke_on_logout)."""
 
-    def get(self, request, *args, **kwargs):
-        return self.post(request, *args, **kwargs)
+
+HEALTH_DB_TIMEOUT_S = 3.0
 
 
 def check_database() -> dict:
+    """``SELECT 1``; through the connection pool, waiting at most ``HEALTH_DB_TIMEOUT_S`` for
+    a connection (a request waits up to ``DB_POOL_TIMEOUT``: a monitor would time out first)."""
     try:
+        pool = connection.pool
+        if pool is not None:
+            pool.open()
+            with pool.connection(timeout=HEALTH_DB_TIMEOUT_S) as conn:
+                conn.execute("SELECT 1")
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
@@ -30,19 +49,34 @@ def check_database() -> dict:
     return {"ok": True}
 
 
-def check_supervisor() -> dict:
+def check_heartbeat(kind: str, stale_after_s: float, missing: str) -> dict:
+    """The newest heartbeat of a kind of long-running process, failing when too old."""
     from streaming.models import WorkerHeartbeat
 
-    beat = WorkerHeartbeat.objects.filter(kind="media-supervisor").order_by("-beat_at").first()
+    beat = WorkerHeartbeat.objects.filter(kind=kind).order_by("-beat_at").first()
     if beat is None:
-        return {"ok": False, "error": "no media supervisor has reported"}
+        return {"ok": False, "error": missing}
     age = (timezone.now() - beat.beat_at).total_seconds()
-    return {
-        "ok": age <= settings.SUPERVISOR_HEARTBEAT_STALE_S,
-        "name": beat.name,
-        "engine": beat.engine,
-        "heartbeat_age_s": round(age, 1),
-    }
+    check = {"ok": age <= stale_after_s, "name": beat.name, "heartbeat_age_s": round(age, 1)}
+    if beat.engine:
+        check["engine"] = beat.engine
+    if not check["ok"]:
+        check["error"] = f"no heartbeat for {age:.0f} s"
+    return check
+
+
+def check_supervisor() -> dict:
+    return check_heartbeat(
+        "media-supervisor", settings.SUPERVISOR_HEARTBEAT_STALE_S, "no media supervisor has reported"
+    )
+
+
+def check_job_worker() -> dict:
+    from gtvision.jobworker import HEARTBEAT_KIND
+
+    return check_heartbeat(
+        HEARTBEAT_KIND, settings.JOB_WORKER_HEARTBEAT_STALE_S, "no job worker has reported"
+    )
 
 
 @never_cache
@@ -52,6 +86,7 @@ def health(request: HttpRequest) -> JsonResponse:
     checks = {"database": check_database(), "media_engine": engine_health()}
     if checks["database"]["ok"]:
         checks["media_supervisor"] = check_supervisor()
+        checks["job_worker"] = check_job_worker()
     healthy = all(check["ok"] for check in checks.values())
     return JsonResponse(
         {"status": "healthy" if healthy else "unhealthy", "checks": checks},

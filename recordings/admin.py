@@ -1,13 +1,12 @@
 from django.contrib import admin
 
-from cidades.admin import TenantAdminMixin
+from gtvision.admin_base import TenantModelAdmin
 from recordings.models import Clip, Recording
 
 
-class ReadOnlyTenantAdmin(TenantAdminMixin, admin.ModelAdmin):
-    """Sessions and clips change through the API (audited), never by hand."""
-
-    write_roles: set[str] = set()
+class ReadOnlyTenantAdmin(TenantModelAdmin):
+    """Sessions and clips change through the API (audited), never by hand: no services here,
+    so no add, change or delete."""
 
 
 @admin.register(Recording)

@@ -63,7 +63,7 @@ def plan(clip: Clip) -> list[_Entry]:
         raise ClipError(_("The recording of this period is no longer available."))
     entries = []
     for index, segment in enumerate(segments):
-        path = storage.segment_path(segment.camera_id, segment.start)
+        path = storage.segment_file(segment)
         if not path.exists():
             raise ClipError(_("A recorded segment of this period is missing."))
         inpoint = outpoint = None

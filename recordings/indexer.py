@@ -101,7 +101,16 @@ def index_camera(camera_id: int, record_dir: Path, *, writer_alive: bool) -> lis
         names.pop()  # the file FFmpeg is writing (or, for an instant, just closed)
     if not names:
         return []
-    listing = _SegmentList(storage.segment_list(Path(record_dir)))
+    return _index_names(camera_id, Path(record_dir), names)
+
+
+def index_names(camera_id: int, names: list[str]) -> list[Segment]:
+    """Index these closed files of the camera's ``incoming/`` (``check_footage``)."""
+    return _index_names(camera_id, storage.camera_dir(camera_id) / storage.INCOMING, names)
+
+
+def _index_names(camera_id: int, record_dir: Path, names: list[str]) -> list[Segment]:
+    listing = _SegmentList(storage.segment_list(record_dir))
     prefeitura_id = (
         Camera.objects.filter(pk=camera_id).values_list("prefeitura_id", flat=True).first()
     )
@@ -110,7 +119,7 @@ def index_camera(camera_id: int, record_dir: Path, *, writer_alive: bool) -> lis
         return []
     indexed = []
     for name in names:
-        segment = _index_file(camera_id, prefeitura_id, Path(record_dir) / name, listing)
+        segment = _index_file(camera_id, prefeitura_id, record_dir / name, listing)
         if segment is not None:
             indexed.append(segment)
     return indexed
@@ -138,30 +147,7 @@ def _index_file(
         )
     target = storage.archive_path(camera_id, named)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with transaction.atomic():
-        with connection.cursor() as cursor:  # one indexer per camera at a time
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_CLASS, camera_id])
-        segment = _existing(camera_id, named)
-        created = segment is None
-        if created:
-            start = _start(camera_id, named)
-            segment = Segment.objects.create(
-                camera_id=camera_id,
-                start=start,
-                end=start + timedelta(seconds=duration),
-                size_bytes=size,
-            )
-            events.publish(
-                events.RecordingSegment(
-                    camera_id=camera_id,
-                    prefeitura_id=prefeitura_id,
-                    segment_id=segment.pk,
-                    start=segment.start.isoformat(),
-                    end=segment.end.isoformat(),
-                    duration_s=segment.duration_s,
-                    size_bytes=segment.size_bytes,
-                )
-            )
+    segment, created = _create_row(camera_id, prefeitura_id, named, duration, size)
     if not created and target.exists():
         logger.warning("duplicate recording %s of an indexed segment: deleted", path)
         storage.unlink(path)
@@ -170,6 +156,77 @@ def _index_file(
         os.replace(path, target)
     except FileNotFoundError:
         pass  # moved by a concurrent caller
+    return segment if created else None
+
+
+def _create_row(
+    camera_id: int,
+    prefeitura_id: int,
+    named: datetime,
+    duration: float,
+    size: int,
+    *,
+    location: str = "",
+    overlap_check: bool = False,
+) -> tuple[Segment | None, bool]:
+    """The row of the file named ``named``: ``(existing row, False)`` or ``(new row, True)``.
+
+    ``overlap_check``: refuse (``(None, False)``) a file whose span overlaps another
+    segment of the camera (a file found on disk rather than written by the recorder)."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:  # one indexer per camera at a time
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_CLASS, camera_id])
+        segment = _existing(camera_id, named)
+        if segment is not None:
+            return segment, False
+        start = _start(camera_id, named)
+        end = start + timedelta(seconds=duration)
+        if (
+            overlap_check
+            and Segment.objects.filter(camera_id=camera_id).overlapping(start, end).exists()
+        ):
+            return None, False
+        segment = Segment.objects.create(
+            camera_id=camera_id, start=start, end=end, size_bytes=size, location=location
+        )
+        events.publish(
+            events.RecordingSegment(
+                camera_id=camera_id,
+                prefeitura_id=prefeitura_id,
+                segment_id=segment.pk,
+                start=segment.start.isoformat(),
+                end=segment.end.isoformat(),
+                duration_s=segment.duration_s,
+                size_bytes=segment.size_bytes,
+            )
+        )
+    return segment, True
+
+
+def index_found_file(camera_id: int, path: Path) -> Segment | None:
+    """Index a closed file found in the camera's archive that no row references (copied in
+    by hand, or left by a crash): its name gives its start, FFmpeg its duration; the row
+    keeps the file where it is (``location`` when that is not the canonical path). None,
+    and nothing written, when the name or the media cannot be read, the camera is unknown
+    or the span overlaps an indexed segment (a duplicate)."""
+    named = storage.parse_segment_name(path.name)
+    prefeitura_id = (
+        Camera.objects.filter(pk=camera_id).values_list("prefeitura_id", flat=True).first()
+    )
+    if named is None or prefeitura_id is None:
+        return None
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return None
+    duration = media.measure_duration(path) if size else None
+    if not duration or duration <= 0:
+        return None
+    relative = os.path.relpath(path, storage.recordings_root())
+    location = "" if relative == storage.canonical_location(camera_id, named) else relative
+    segment, created = _create_row(
+        camera_id, prefeitura_id, named, duration, size, location=location, overlap_check=True
+    )
     return segment if created else None
 
 

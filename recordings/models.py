@@ -1,10 +1,10 @@
 """Recording sessions, indexed segments and exported clips.
 
-A ``Segment`` row is one closed MPEG-TS file on disk. Rows are kept narrow (tens of millions
-at city scale): no path column (the file's location follows from camera and start, see
-``recordings.storage``) and no duration column (``end - start``). The unique constraint on
-(camera, start) is both the exactly-once guarantee of the indexer and the index that every
-(camera, time) query scans.
+A ``Segment`` row is one closed MPEG-TS file. Rows are kept narrow (tens of millions at city
+scale): no duration column (``end - start``), and where the file lives is stored only when it
+is not where its camera and start put it (``storage`` + ``location``, see ``Segment``). The
+unique constraint on (camera, start) is both the exactly-once guarantee of the indexer and the
+index that every (camera, time) query scans.
 """
 
 from __future__ import annotations
@@ -109,7 +109,20 @@ class SegmentQuerySet(TenantQuerySet):
 
 
 class Segment(models.Model):
-    """One closed recording file of a camera, covering ``[start, end)`` (UTC wall clock)."""
+    """One closed recording file of a camera, covering ``[start, end)`` (UTC wall clock).
+
+    Where the file lives: ``storage`` (the tier: local disk today; an object store tier adds
+    a member) and ``location``, the file's path relative to ``RECORDINGS_DIR`` (an object key
+    on another tier). An empty ``location`` (what the indexer writes, and the database's
+    default for rows inserted by other code) is the canonical path
+    ``cam<camera>/YYYY/MM/DD/<floor(start) UTC>.ts``: a segment's file is named after the UTC
+    second it opened in, and the indexer only refines a start within that second, so the
+    path is unambiguous and 50 M rows carry no 36-byte path each. ``recordings.storage``
+    resolves both (``segment_file``); retention and ``check_footage`` delete and check by it.
+    """
+
+    class Storage(models.IntegerChoices):
+        LOCAL = 0, _("local disk")
 
     camera = models.ForeignKey(
         "cidades.Camera",
@@ -121,6 +134,17 @@ class Segment(models.Model):
     start = models.DateTimeField(_("start"))
     end = models.DateTimeField(_("end"))
     size_bytes = models.PositiveBigIntegerField(_("size (bytes)"))
+    storage = models.PositiveSmallIntegerField(
+        _("storage"), choices=Storage.choices, default=Storage.LOCAL, db_default=Storage.LOCAL
+    )
+    location = models.CharField(
+        _("location"),
+        max_length=255,
+        blank=True,
+        default="",
+        db_default="",
+        help_text=_("Path under the recordings directory; empty: derived from camera and start."),
+    )
 
     tenant_lookup = "camera__prefeitura_id"
     objects = SegmentQuerySet.as_manager()

@@ -36,10 +36,10 @@ FROM islands GROUP BY island ORDER BY 1
 # The oldest segments across cameras: per camera the first rows of its (camera, start) index,
 # then the oldest of those. No index on start alone is needed.
 OLDEST_SQL = f"""
-SELECT s.id, s.camera_id, s.start, s."end", s.size_bytes
+SELECT s.id, s.camera_id, s.start, s."end", s.size_bytes, s.storage, s.location
 FROM {_CAMERA} AS c
 CROSS JOIN LATERAL (
-    SELECT id, camera_id, start, "end", size_bytes FROM {_SEGMENT}
+    SELECT id, camera_id, start, "end", size_bytes, storage, location FROM {_SEGMENT}
     WHERE camera_id = c.id AND start < %(before)s ORDER BY start LIMIT %(limit)s
 ) AS s
 ORDER BY s.start LIMIT %(limit)s

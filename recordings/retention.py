@@ -1,5 +1,6 @@
 """Retention: drop footage older than each prefeitura's plan, and the oldest footage first
-when free disk falls under ``RETENTION_DISK_FLOOR_BYTES``.
+when free disk falls under ``RETENTION_DISK_FLOOR_BYTES`` (expired clips go first there;
+clips before their expiry are never deleted to make room: they are exports someone asked for).
 
 Rows are deleted (and committed) before their files, so a crash leaves at worst an orphan
 file, never a row without a file; orphans in day directories past the cutoff are swept.
@@ -10,6 +11,7 @@ disk floor spares the last ``RETENTION_DISK_FLOOR_KEEP_S`` seconds of footage.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -18,7 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from cidades.models import Camera
-from recordings import queries, storage
+from recordings import queries, services, storage
 from recordings.models import Segment, segment_lookback
 
 logger = logging.getLogger(__name__)
@@ -52,11 +54,12 @@ class Purge:
 
 
 def _delete(segments: list[Segment]) -> None:
-    """Delete the rows (committed), then their files."""
+    """Delete the rows (committed), then their files (where each row says it is)."""
     with transaction.atomic():
         Segment.objects.filter(pk__in=[s.pk for s in segments]).delete()
     for camera_id in {segment.camera_id for segment in segments}:
-        storage.unlink_segments(camera_id, (s.start for s in segments if s.camera_id == camera_id))
+        mine = ((s.start, s.location) for s in segments if s.camera_id == camera_id)
+        storage.unlink_segments(camera_id, mine)
 
 
 # Rows are deleted a time window at a time across all the cameras with the same cutoff, as a
@@ -76,7 +79,7 @@ _PURGE_WINDOW = """
     DELETE FROM recordings_segment
     WHERE camera_id = ANY(%s) AND start >= %s AND start < %s AND "end" <= %s
     RETURNING camera_id, (EXTRACT(EPOCH FROM start) * 1000000)::bigint,
-              (EXTRACT(EPOCH FROM "end") * 1000000)::bigint, size_bytes
+              (EXTRACT(EPOCH FROM "end") * 1000000)::bigint, size_bytes, location
 """
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -95,15 +98,16 @@ def _purge_window(
             return None
         cursor.execute(_PURGE_WINDOW, [camera_ids, oldest, oldest + WINDOW, cutoff])
         rows = cursor.fetchall()
-    by_camera: dict[int, list[tuple[int, int, int]]] = {}
+    by_camera: dict[int, list[tuple[int, int, int, str]]] = {}
     for camera_id, *segment in rows:
         by_camera.setdefault(camera_id, []).append(segment)
     for camera_id, segments in by_camera.items():
-        starts = [_EPOCH + timedelta(microseconds=start) for start, _, _ in segments]
-        last_end = _EPOCH + timedelta(microseconds=max(end for _, end, _ in segments))
+        files = [(_EPOCH + timedelta(microseconds=start), loc) for start, _, _, loc in segments]
+        last_end = _EPOCH + timedelta(microseconds=max(end for _, end, _, _ in segments))
+        first_start = min(start for start, _ in files)
         purge = purges.setdefault(camera_id, Purge("retention", camera_id))
-        purge.add(min(starts), last_end, sum(size for *_, size in segments), len(segments))
-        storage.unlink_segments(camera_id, starts)
+        purge.add(first_start, last_end, sum(size for _, _, size, _ in segments), len(segments))
+        storage.unlink_segments(camera_id, files)
     return oldest + WINDOW
 
 
@@ -132,14 +136,25 @@ def purge_expired(now: datetime | None = None) -> list[Purge]:
 
 
 def _sweep_days(camera_id: int, cutoff: datetime) -> None:
-    """Remove day directories wholly before the cutoff: what is left there is orphaned."""
+    """Remove day directories wholly before the cutoff: the canonical files there were all
+    purged, so what is left is orphaned unless a row stores it as its ``location``."""
     root = storage.camera_dir(camera_id)
     for day, path in storage.day_dirs(camera_id):
         if day + timedelta(days=1) + segment_lookback() > cutoff:
             break
-        for leftover in path.glob("*.ts"):
-            logger.warning("removing orphan recording %s", leftover)
-            storage.unlink(leftover)
+        leftovers = {
+            os.path.relpath(leftover, settings.RECORDINGS_DIR): leftover
+            for leftover in path.glob("*.ts")
+        }
+        if leftovers:
+            kept = set(
+                Segment.objects.filter(camera_id=camera_id, location__in=list(leftovers))
+                .values_list("location", flat=True)
+            )  # fmt: skip
+            for location, leftover in leftovers.items():
+                if location not in kept:
+                    logger.warning("removing orphan recording %s", leftover)
+                    storage.unlink(leftover)
         storage.remove_empty_parents(path, root)
 
 
@@ -149,6 +164,12 @@ def enforce_disk_floor(now: datetime | None = None) -> list[Purge]:
     floor = settings.RETENTION_DISK_FLOOR_BYTES
     keep = timedelta(seconds=settings.RETENTION_DISK_FLOOR_KEEP_S)
     purges: dict[int, Purge] = {}
+    if storage.free_bytes() < floor:
+        # Clips are evidence someone asked for: past their expiry they go before any footage,
+        # before it never (they share the disk, so their bytes count in the free space).
+        expired = services.expire_clips(now)
+        if expired:
+            logger.warning("free disk under the floor: %d expired clips deleted first", expired)
     while (free := storage.free_bytes()) < floor:
         batch = queries.oldest_segments(before=now - keep, limit=100)
         if not batch:

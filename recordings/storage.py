@@ -8,8 +8,9 @@ Per camera, under ``RECORDINGS_DIR``::
 
 The indexer moves each segment out of ``incoming/`` once its row is committed, so the
 directory FFmpeg writes to stays a few entries long (listed every second) whatever the
-retention, and a day's footage is one directory. A segment's path follows from its camera
-and start (the file name is the UTC start), so rows store no path.
+retention, and a day's footage is one directory. A row's file is its ``location`` (relative
+to ``RECORDINGS_DIR``) or, when that is empty, the canonical path above, which follows from
+its camera and start (the file name is the UTC second of the start): ``segment_file``.
 """
 
 from __future__ import annotations
@@ -21,10 +22,14 @@ import shutil
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from streaming.ffmpeg import SEGMENT_LIST, SEGMENT_NAME_PATTERN
+
+if TYPE_CHECKING:
+    from recordings.models import Segment
 
 INCOMING = "incoming"
 SEGMENT_NAME = re.compile(r"^\d{8}T\d{6}Z\.ts$")
@@ -73,9 +78,15 @@ def archive_path(camera_id: int, start: datetime) -> Path:
     return day_dir(camera_id, start) / segment_name(start)
 
 
+def canonical_location(camera_id: int, start: datetime) -> str:
+    """The path of a segment's file relative to ``RECORDINGS_DIR`` when its row stores none."""
+    utc = start.astimezone(UTC)
+    return f"cam{camera_id}/{utc:%Y/%m/%d}/{utc.strftime(SEGMENT_NAME_PATTERN)}"
+
+
 def segment_path(camera_id: int, start: datetime) -> Path:
-    """The file of an indexed segment: archived, or still in ``incoming/`` for the instant
-    between its row's commit and its move."""
+    """The file of an indexed segment at its canonical place: archived, or still in
+    ``incoming/`` for the instant between its row's commit and its move."""
     archived = archive_path(camera_id, start)
     if archived.exists():
         return archived
@@ -83,26 +94,39 @@ def segment_path(camera_id: int, start: datetime) -> Path:
     return waiting if waiting.exists() else archived
 
 
-def unlink_segments(camera_id: int, starts: Iterable[datetime]) -> int:
-    """Delete indexed segments' files (archived, or still in ``incoming/``); returns how
-    many were found.
+def segment_file(segment: Segment) -> Path:
+    """Where a segment row's file is: its stored ``location``, else its canonical path."""
+    if segment.location:
+        return recordings_root() / segment.location
+    return segment_path(segment.camera_id, segment.start)
 
-    The same paths as ``segment_path``, built as strings with one day directory per day:
+
+def unlink_segments(camera_id: int, segments: Iterable[tuple[datetime, str]]) -> int:
+    """Delete indexed segments' files, given each row's ``(start, location)``; returns how
+    many were found. A stored location is deleted as is; an empty one is the canonical path
+    (archived, or still in ``incoming/``).
+
+    The same paths as ``segment_file``, built as strings with one day directory per day:
     retention deletes thousands of segments a second, and ``Path`` joins, existence checks
     and a second ``strftime`` per file cost more than the unlink."""
-    camera = os.path.join(settings.RECORDINGS_DIR, f"cam{camera_id}")
+    root = str(settings.RECORDINGS_DIR)
+    camera = os.path.join(root, f"cam{camera_id}")
     incoming = os.path.join(camera, INCOMING)
     days: dict[date, str] = {}
     found = 0
-    for start in starts:
-        utc = start.astimezone(UTC)
-        day = days.get(utc.date())
-        if day is None:
-            day = days[utc.date()] = os.path.join(camera, utc.strftime("%Y/%m/%d"))
-        name = utc.strftime(SEGMENT_NAME_PATTERN)
-        for directory in (day, incoming):
+    for start, location in segments:
+        if location:
+            candidates: tuple[str, ...] = (os.path.join(root, location),)
+        else:
+            utc = start.astimezone(UTC)
+            day = days.get(utc.date())
+            if day is None:
+                day = days[utc.date()] = os.path.join(camera, utc.strftime("%Y/%m/%d"))
+            name = utc.strftime(SEGMENT_NAME_PATTERN)
+            candidates = (f"{day}/{name}", f"{incoming}/{name}")
+        for candidate in candidates:
             try:
-                os.unlink(f"{directory}/{name}")
+                os.unlink(candidate)
             except FileNotFoundError:
                 continue
             found += 1

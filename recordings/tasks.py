@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from procrastinate.contrib.django import app
 
-from recordings import clips, retention, services
+from recordings import clips, footage, retention, services
 
 
 @app.task(name="recordings.build_clip", queue="clips")
@@ -16,6 +16,13 @@ def build_clip(clip_id: int) -> None:
 @app.task(name="recordings.apply_retention", queue="maintenance", queueing_lock="retention")
 def apply_retention(timestamp: int) -> None:
     retention.apply_retention()
+
+
+@app.periodic(cron="37 * * * *")
+@app.task(name="recordings.check_footage", queue="maintenance", queueing_lock="check_footage")
+def check_footage(timestamp: int) -> None:
+    """Hourly: files on disk = rows (``manage.py check_footage --repair``)."""
+    footage.check(repair=True)
 
 
 @app.periodic(cron="7 * * * *")

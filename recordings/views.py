@@ -34,7 +34,7 @@ from recordings.serializers import (
     SegmentSerializer,
     TimelineSerializer,
 )
-from recordings.tokens import make_playback_token, read_playback_token
+from recordings.tokens import PlaybackGrant, make_playback_token, read_playback_token, revoked
 
 ALL_ROLES = set(Role.values)
 RECORDING_CONTROL_ROLES = {Role.ADMIN, Role.GESTOR}
@@ -240,7 +240,7 @@ class PlaybackView(CameraRecordingView):
         )
         if not segments:
             raise exceptions.NotFound(_("Nothing was recorded in this period."))
-        token = make_playback_token(request.user.pk, camera.pk)
+        token = make_playback_token(request.user.pk, camera.pk, start, end)
         entries = [
             (segment, f"{reverse('recordings:segment-media', args=[segment.pk])}?token={token}")
             for segment in segments
@@ -282,7 +282,7 @@ class SnapshotView(CameraRecordingView):
             raise exceptions.NotFound(_("Nothing was recorded by this camera."))
         segment, offset = found
         try:
-            jpeg = media.snapshot(storage.segment_path(camera.pk, segment.start), offset)
+            jpeg = media.snapshot(storage.segment_file(segment), offset)
         except media.MediaError as exc:
             raise exceptions.APIException(_("Could not read the recording.")) from exc
         frame_at = segment.start + timedelta(seconds=max(offset, 0.0))
@@ -295,14 +295,17 @@ class SnapshotView(CameraRecordingView):
 
 
 class PlaybackTokenAuthentication(authentication.BaseAuthentication):
-    """``?token=`` from a playback playlist: its user, for one camera's recorded media."""
+    """``?token=`` from a playback playlist: its user, for one camera's recorded media in the
+    playlist's time range, until it expires or the user logs out or changes password."""
 
     def authenticate(self, request):
-        parsed = read_playback_token(request.query_params.get("token", ""))
-        if parsed is None:
+        grant = read_playback_token(request.query_params.get("token", ""))
+        if grant is None:
             return None
-        user = User.objects.filter(pk=parsed[0], is_active=True).first()
-        return (user, {"camera_id": parsed[1]}) if user else None
+        user = User.objects.filter(pk=grant.user_id, is_active=True).first()
+        if user is None or revoked(grant, user):
+            return None
+        return user, grant
 
     def authenticate_header(self, request):
         return "Token"
@@ -318,8 +321,8 @@ class SegmentMediaView(APIView):
 
     def get(self, request, pk: int):
         segment = get_object_or_404(Segment.objects.for_user(request.user), pk=pk)
-        grant = request.auth if isinstance(request.auth, dict) else None
-        if grant is None or grant["camera_id"] != segment.camera_id:
+        grant = request.auth if isinstance(request.auth, PlaybackGrant) else None
+        if grant is None or not grant.covers(segment.camera_id, segment.start, segment.end):
             raise exceptions.NotFound
-        path = storage.segment_path(segment.camera_id, segment.start)
+        path = storage.segment_file(segment)
         return ranged_file_response(request, path, "video/mp2t")

@@ -8,6 +8,7 @@ from pathlib import Path
 from django.conf import settings
 from django.urls import reverse
 
+from gtvision.drf import public_url
 from streaming.models import Stream
 from streaming.tokens import make_view_token
 
@@ -28,7 +29,8 @@ def stream_urls(stream: Stream, user, request) -> dict[str, str | None]:
 
         return viewer_urls(stream.camera, token)
     hls = reverse("stream-hls", kwargs={"pk": stream.pk, "name": "index.m3u8"})
-    return {"hls": request.build_absolute_uri(f"{hls}?token={token}"), "webrtc": None, "rtsp": None}
+    # Absolute from PUBLIC_URL, never from the request's (forgeable) Host header.
+    return {"hls": public_url(f"{hls}?token={token}"), "webrtc": None, "rtsp": None}
 
 
 def engine_health() -> dict:

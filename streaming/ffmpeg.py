@@ -33,11 +33,15 @@ from urllib.parse import unquote
 
 import imageio_ffmpeg
 
+from cidades.validators import mask_source_url, url_secrets
+
 FFMPEG_BINARY_ENV = "FFMPEG_BINARY"
 HLS_PLAYLIST = "index.m3u8"
 SEGMENT_LIST = "segments.csv"
 SEGMENT_NAME_PATTERN = "%Y%m%dT%H%M%SZ.ts"  # UTC because the child runs with TZ=UTC
 DEFAULT_SOCKET_TIMEOUT_S = 5.0
+# What the concat demuxer of a ``source_script`` may open (camera URLs are rtsp/rtsps).
+SOURCE_PROTOCOLS = "file,rtsp,rtsps,tcp,udp,rtp,tls"
 
 _COMMON = ["-hide_banner", "-nostdin", "-loglevel", "level+warning"]
 _PROGRESS = ["-progress", "pipe:1", "-nostats"]
@@ -62,12 +66,43 @@ def _is_rtsp(url: str) -> bool:
 
 def _input_args(source_url: str, timeout_s: float) -> list[str]:
     """Options before ``-i`` for a live source: TCP transport and a socket timeout."""
+    return [
+        arg for key, value in _input_options(source_url, timeout_s) for arg in (f"-{key}", value)
+    ]
+
+
+def _input_options(source_url: str, timeout_s: float) -> list[tuple[str, str]]:
     micros = str(int(timeout_s * 1_000_000))
     if _is_rtsp(source_url):
-        return ["-rtsp_transport", "tcp", "-timeout", micros]
+        return [("rtsp_transport", "tcp"), ("timeout", micros)]
     if "://" in source_url:
-        return ["-rw_timeout", micros]  # generic protocol option (tcp, http, rtmp, ...)
+        return [("rw_timeout", micros)]  # generic protocol option (tcp, http, rtmp, ...)
     return []
+
+
+def source_script(
+    source_url: str, *, timeout_s: float = DEFAULT_SOCKET_TIMEOUT_S, analyze_s: float | None = None
+) -> str:
+    """An ffconcat script that opens ``source_url`` with the live input options.
+
+    FFmpeg reads it with ``source_input_args(path)``: the URL (and its password) stays in a
+    0600 file instead of the command line, where every local user could read it in
+    ``/proc/PID/cmdline``. Measured with FFmpeg 9: packets and timestamps are the same as with
+    ``-i URL`` (the "Timestamps are unset" warning on the first RTSP packet shows either way;
+    ``-fflags +genpts`` on the output side fills it).
+    """
+    options = _input_options(source_url, timeout_s)
+    if analyze_s is not None:
+        options.append(("analyzeduration", str(int(analyze_s * 1_000_000))))
+    lines = ["ffconcat version 1.0", f"file {_concat_quote(source_url)}"]
+    lines += [f"option {key} {_concat_quote(value)}" for key, value in options]
+    return "\n".join(lines) + "\n"
+
+
+def source_input_args(script_path: str | Path) -> list[str]:
+    """``-i`` of a ``source_script`` file (the concat demuxer, allowed to open network URLs)."""
+    return ["-f", "concat", "-safe", "0", "-protocol_whitelist", SOURCE_PROTOCOLS,
+            "-i", os.path.abspath(script_path)]  # fmt: skip
 
 
 def tee_escape(value: str, specials: str) -> str:
@@ -108,6 +143,7 @@ def live_argv(
     stall_timeout_s: float = DEFAULT_SOCKET_TIMEOUT_S,
     include_audio: bool = False,
     analyze_s: float | None = None,
+    source_file: str | Path | None = None,
 ) -> list[str]:
     """One FFmpeg pulling ``source_url`` that writes live HLS and, optionally, recordings.
 
@@ -119,6 +155,8 @@ def live_argv(
     as ``name,start,end`` once closed. ``stall_timeout_s`` is FFmpeg's own socket timeout.
     Audio is left out by default: cameras often send G.711, which HLS/MPEG-TS cannot carry.
     ``analyze_s`` caps input probing (FFmpeg's default, 5 s, delays an MPEG-TS source's start).
+    With ``source_file``, FFmpeg reads the source from that file, which the caller writes with
+    ``source_script(source_url, ...)``: ``source_url`` is then not on the command line.
     """
     hls = _pattern_dir(hls_dir)
     hls_options = [
@@ -150,7 +188,10 @@ def live_argv(
         outputs.append(_tee_output("segment", segment_options, pattern))
     maps = ["-map", "0:v"] + (["-map", "0:a?"] if include_audio else [])
     probe = [] if analyze_s is None else ["-analyzeduration", str(int(analyze_s * 1_000_000))]
-    inputs = [*_input_args(source_url, stall_timeout_s), *probe, "-i", source_url]
+    if source_file is not None:
+        inputs = [*probe, *source_input_args(source_file)]
+    else:
+        inputs = [*_input_args(source_url, stall_timeout_s), *probe, "-i", source_url]
     head = [ffmpeg_exe(), *_COMMON, "-fflags", "+genpts+discardcorrupt"]
     return [*head, *inputs, *maps, "-c", "copy", *_PROGRESS, "-f", "tee", "|".join(outputs)]
 
@@ -169,10 +210,11 @@ def live_snapshot_argv(
     return [ffmpeg_exe(), *_COMMON, *probe, "-i", source_url, *_JPEG, str(out_path)]
 
 
-def _concat_quote(path: str) -> str:
-    if "\n" in path or "\r" in path:
-        raise ValueError("a path in a concat list cannot contain a line break")
-    return "'" + path.replace("'", "'\\''") + "'"
+def _concat_quote(value: str) -> str:
+    """One ffconcat token: single-quoted, ``'`` as ``'\\''`` (av_get_token's rules)."""
+    if "\n" in value or "\r" in value or "\0" in value:
+        raise ValueError("a concat list entry cannot contain a line break")
+    return "'" + value.replace("'", "'\\''") + "'"
 
 
 def concat_list(entries: Iterable[tuple[str | Path, float | None, float | None]]) -> str:
@@ -289,32 +331,52 @@ def _password(url: str) -> str:
 def redact_url(text: str, source_url: str) -> str:
     """``text`` with ``source_url``'s password (and any ``user:pass@`` in URLs) masked."""
     if source_url:
-        text = text.replace(source_url, mask_credentials(source_url))
-        password = _password(source_url)
-        if len(password) >= _MIN_SECRET_LEN:
-            for secret in {password, unquote(password)}:
-                text = text.replace(secret, "***")
+        # every credential form: userinfo and query/path parameters (?user=&password=...)
+        text = text.replace(source_url, mask_source_url(source_url))
+        for password in url_secrets(source_url) | {_password(source_url)}:
+            if len(password) >= _MIN_SECRET_LEN:
+                for secret in {password, unquote(password)}:
+                    text = text.replace(secret, "***")
     return _URL_USERINFO.sub(lambda m: f"{m.group(1)}{m.group(2)}:***@", text)
 
 
-# (priority, pattern, message): the highest priority match in the tail wins.
-_RULES: list[tuple[int, re.Pattern[str], str]] = [
-    (90, re.compile(r"Unauthorized"), "authentication failed (401)"),
-    (90, re.compile(r"Forbidden"), "access forbidden (403)"),
-    (90, re.compile(r"Not Found"), "stream path not found (404)"),
-    (80, re.compile(r"No space left on device", re.I), "disk full (no space left on device)"),
-    (80, re.compile(r"Permission denied", re.I), "permission denied writing output"),
-    (70, re.compile(r"Connection refused", re.I), "connection refused"),
-    (70, re.compile(r"Failed to resolve|Name or service not known", re.I), "host not found"),
-    (70, re.compile(r"No route to host", re.I), "no route to host"),
-    (70, re.compile(r"Network is unreachable", re.I), "network unreachable"),
-    (60, re.compile(r"timed out", re.I), "connection timed out (no data from source)"),
-    (60, re.compile(r"Connection reset by peer", re.I), "connection reset by source"),
-    (50, re.compile(r"failed: 5\d\d|5XX Server Error"), "source server error (5xx)"),
-    (40, re.compile(r"No such file or directory"), "no such file or directory"),
-    (30, re.compile(r"End of file|Broken pipe", re.I), "stream ended (source closed)"),
-    (20, re.compile(r"Invalid data found", re.I), "invalid data from source"),
+COULD_NOT_CONNECT = "could not connect to the camera"
+# Errors the source's server itself answered (or local ones): shown as they are.
+_SERVER = "server"
+# Network errors: distinct only once the source had sent media in this run; before that they
+# all read COULD_NOT_CONNECT, so a camera URL cannot be used to port-scan the network
+# (refused, timed out, no route, unknown host, a listener that closes: one message).
+_NETWORK = "network"
+
+# (priority, kind, pattern, message): the highest priority match in the tail wins.
+_RULES: list[tuple[int, str, re.Pattern[str], str]] = [
+    (90, _SERVER, re.compile(r"Unauthorized"), "authentication failed (401)"),
+    (90, _SERVER, re.compile(r"Forbidden"), "access forbidden (403)"),
+    (90, _SERVER, re.compile(r"Not Found"), "stream path not found (404)"),
+    (
+        80,
+        _SERVER,
+        re.compile(r"No space left on device", re.I),
+        "disk full (no space left on device)",
+    ),  # fmt: skip
+    (80, _SERVER, re.compile(r"Permission denied", re.I), "permission denied writing output"),
+    (70, _NETWORK, re.compile(r"Connection refused", re.I), COULD_NOT_CONNECT),
+    (
+        70,
+        _NETWORK,
+        re.compile(r"Failed to resolve|Name or service not known", re.I),
+        COULD_NOT_CONNECT,
+    ),  # fmt: skip
+    (70, _NETWORK, re.compile(r"No route to host", re.I), COULD_NOT_CONNECT),
+    (70, _NETWORK, re.compile(r"Network is unreachable", re.I), COULD_NOT_CONNECT),
+    (60, _NETWORK, re.compile(r"timed out", re.I), "connection timed out (no data from source)"),
+    (60, _NETWORK, re.compile(r"Connection reset by peer", re.I), "connection reset by source"),
+    (50, _SERVER, re.compile(r"failed: 5\d\d|5XX Server Error"), "source server error (5xx)"),
+    (40, _SERVER, re.compile(r"No such file or directory"), "no such file or directory"),
+    (30, _NETWORK, re.compile(r"End of file|Broken pipe", re.I), "stream ended (source closed)"),
+    (20, _NETWORK, re.compile(r"Invalid data found", re.I), "invalid data from source"),
 ]
+MESSAGES = sorted({message for *_, message in _RULES} | {COULD_NOT_CONNECT})
 _ERROR_TAG = re.compile(r"\[(error|fatal|panic)\]")
 _OTHER_TAG = re.compile(r"\[(warning|info|verbose|debug|trace)\]")
 _ERROR_WORD = re.compile(r"error|fail", re.I)
@@ -323,21 +385,28 @@ _TAIL_LINES = 20
 _MAX_MESSAGE = 200
 
 
-def summarize_stderr(lines: Iterable[str], source_url: str = "") -> str:
-    """Short English cause of an FFmpeg failure from its last stderr lines, password-free."""
+def summarize_stderr(lines: Iterable[str], source_url: str = "", *, connected: bool = False) -> str:
+    """Short English cause of an FFmpeg failure from its last stderr lines, password-free.
+
+    ``connected``: the source had sent media in this run. Until it has, every network-level
+    failure (and any unrecognised one) reads ``COULD_NOT_CONNECT``: only what a server answered
+    (401, 403, 404, 5xx) and local errors (disk, permissions) are told apart.
+    """
     tail = [line.strip() for line in lines if line.strip()][-_TAIL_LINES:]
-    best: tuple[int, str] | None = None
+    best: tuple[int, str, str] | None = None
     for line in tail:
-        for priority, pattern, message in _RULES:
+        for priority, kind, pattern, message in _RULES:
             if pattern.search(line) and (best is None or priority > best[0]):
-                best = (priority, message)
+                best = (priority, kind, message)
     if best is not None:
-        return best[1]
+        return best[2] if connected or best[1] == _SERVER else COULD_NOT_CONNECT
     errors = [line for line in tail if _ERROR_TAG.search(line)]
     if not errors:  # untagged output (no ``-loglevel level+...``): lines that say so
         errors = [ln for ln in tail if not _OTHER_TAG.search(ln) and _ERROR_WORD.search(ln)]
     if not errors:
         return ""
+    if not connected:
+        return COULD_NOT_CONNECT
     chosen = errors[-1]
     message = _LOG_PREFIX.sub("", chosen).strip()
     return redact_url(message, source_url)[:_MAX_MESSAGE]

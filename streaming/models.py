@@ -33,6 +33,10 @@ class Stream(models.Model):
         related_name="+",
         verbose_name=_("started by"),
     )
+    # Opened for viewers (the dashboard): stops by itself VIEWER_IDLE_SECONDS after the last
+    # viewer's keep-alive (``last_viewed_at``). Started explicitly: runs until stopped.
+    on_demand = models.BooleanField(_("on demand"), default=False)
+    last_viewed_at = models.DateTimeField(_("last viewed at"), null=True, blank=True)
     # Measured by the media supervisor (null while unknown).
     running_since = models.DateTimeField(_("running since"), null=True, blank=True)
     fps = models.FloatField(null=True, blank=True)
@@ -65,6 +69,38 @@ class Stream(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE
+
+
+class RecorderStatus(models.Model):
+    """What the media supervisor sees of a recorded camera's pull, with or without a live
+    stream: a camera that is only recorded has no stream row to show its errors."""
+
+    class Status(models.TextChoices):
+        STARTING = "STARTING", _("starting")
+        RUNNING = "RUNNING", _("running")
+        ERROR = "ERROR", _("error")
+
+    camera = models.OneToOneField(
+        "cidades.Camera",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="recorder_status",
+        verbose_name=_("camera"),
+    )
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices)
+    last_error = models.CharField(_("last error"), max_length=500, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    tenant_lookup = "camera__prefeitura_id"
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["camera_id"]
+        verbose_name = _("recorder status")
+        verbose_name_plural = _("recorder statuses")
+
+    def __str__(self) -> str:
+        return f"recorder of camera {self.camera_id} ({self.status})"
 
 
 class WorkerHeartbeat(models.Model):

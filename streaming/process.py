@@ -18,6 +18,7 @@ import contextlib
 import ctypes
 import enum
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -25,8 +26,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from streaming.ffmpeg import ProgressParser, ffmpeg_env, redact_url, summarize_stderr
+from streaming.ffmpeg import (
+    COULD_NOT_CONNECT,
+    ProgressParser,
+    ffmpeg_env,
+    redact_url,
+    summarize_stderr,
+)
 
 MARKER_ENV = "GTV_SUPERVISOR"
 MARKER_PID_ENV = "GTV_SUPERVISOR_PID"
@@ -146,7 +154,64 @@ def sweep_orphans(marker: str) -> int:
     return killed
 
 
-def _exit_reason(code: int) -> str:
+class SourceFile:
+    """A file only its owner can read (0600, in a 0700 directory) that holds a source URL for
+    FFmpeg (``ffmpeg.source_script``), so the URL's password is never on a command line.
+
+    ``ManagedFFmpeg`` writes it before each start and removes it when the child exits and when
+    it is stopped; ``sweep_source_files`` removes what a killed supervisor left.
+    """
+
+    def __init__(self, path: str | Path, text: str) -> None:
+        self.path = Path(path)
+        self.text = text
+
+    def write(self) -> None:
+        directory = self.path.parent
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory.chmod(0o700)
+        temporary = directory / f".{self.path.name}.{os.getpid()}.tmp"
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(temporary, flags, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(self.text)
+        os.replace(temporary, self.path)
+
+    def remove(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def source_files_dir(root: str | Path) -> Path:
+    """This process's directory of ``SourceFile``s under ``root``."""
+    return Path(root) / f"ffmpeg-{os.getpid()}"
+
+
+def sweep_source_files(root: str | Path) -> int:
+    """Remove the ``SourceFile`` directories of processes that are gone. Returns how many."""
+    root = Path(root)
+    removed = 0
+    try:
+        entries = list(root.iterdir())
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        name = entry.name
+        if not name.startswith("ffmpeg-") or not name[7:].isdigit():
+            continue
+        pid = int(name[7:])
+        if pid != os.getpid() and os.path.exists(f"/proc/{pid}"):
+            continue  # a live supervisor's (another node's, on this host)
+        shutil.rmtree(entry, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _exit_reason(code: int, connected: bool = True) -> str:
+    if code >= 0 and not connected:
+        return COULD_NOT_CONNECT
     if code == 0:  # FFmpeg ends with 0 when the source closes the stream
         return "stream ended (source closed the connection)"
     if code < 0:
@@ -241,6 +306,7 @@ class ManagedFFmpeg:
         argv: Sequence[str] | Callable[[], Sequence[str]],
         *,
         source_url: str = "",
+        source_file: SourceFile | None = None,
         marker: str | None = None,
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
@@ -257,6 +323,7 @@ class ManagedFFmpeg:
         self.key = key
         self._argv = argv
         self._source_url = source_url
+        self._source_file = source_file
         self._env = ffmpeg_env(dict(env) if env is not None else None)
         self._marker = marker
         self._cwd = cwd
@@ -297,11 +364,13 @@ class ManagedFFmpeg:
         self._failures = 0
         run, self._run = self._run, None
         if run is None:
+            self._remove_source_file()
             return None
         if run.kill_deadline is not None:  # already sent its one SIGINT (stall)
             _kill_group(run.proc.pid)
         code = stop(run.proc, timeout=self.stop_timeout_s)
         run.join()
+        self._remove_source_file()
         return code
 
     def poll(self) -> FFmpegSnapshot:
@@ -316,9 +385,13 @@ class ManagedFFmpeg:
             return self.snapshot()
         if run.proc.poll() is not None:
             run.join()
+            self._remove_source_file()
             self._last_stderr = list(run.stderr)
-            reason = self._pending_error or summarize_stderr(run.stderr, self._source_url)
-            self._fail(now, reason or _exit_reason(run.proc.returncode))
+            connected = run.changed_at is not None
+            reason = self._pending_error or summarize_stderr(
+                run.stderr, self._source_url, connected=connected
+            )
+            self._fail(now, reason or _exit_reason(run.proc.returncode, connected))
             return self.snapshot()
         if run.kill_deadline is not None:
             if now >= run.kill_deadline:
@@ -335,7 +408,12 @@ class ManagedFFmpeg:
         if self._state == State.RUNNING and not stalled and healthy_for >= self.healthy_after_s:
             self._failures = 0
         if stalled:
-            self._pending_error = f"stalled: no new data for {self.stall_timeout_s:g} s"
+            # Before any media, a listener that never answers reads like any unreachable host.
+            self._pending_error = (
+                f"stalled: no new data for {self.stall_timeout_s:g} s"
+                if changed_at is not None
+                else COULD_NOT_CONNECT
+            )
             with contextlib.suppress(ProcessLookupError):
                 run.proc.send_signal(signal.SIGINT)
             run.kill_deadline = now + STALL_KILL_AFTER_S
@@ -396,15 +474,24 @@ class ManagedFFmpeg:
         try:
             if self._before_start is not None:
                 self._before_start()
+            if self._source_file is not None:
+                self._source_file.write()
             argv = self._argv() if callable(self._argv) else self._argv
             env = self._env if self._marker is None else marked_env(self._marker, self._env)
             proc = spawn(argv, env=env, cwd=self._cwd)
         except Exception as exc:  # any start failure is retried like an exit
-            self._fail(now, redact_url(f"cannot start ffmpeg: {exc}", self._source_url))
+            self._remove_source_file()
+            # An OSError's text, without its path (server paths are not the user's business).
+            cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            self._fail(now, redact_url(f"cannot start ffmpeg: {cause}", self._source_url))
             return
         self._run = _Run(proc, self._clock)
         self._running_since = None
         self._state = State.ERROR if self._failures >= self.budget else State.STARTING
+
+    def _remove_source_file(self) -> None:
+        if self._source_file is not None:
+            self._source_file.remove()
 
     def _fail(self, now: float, reason: str) -> None:
         self._run = None

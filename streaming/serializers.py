@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from streaming import services
-from streaming.models import Stream
+from streaming.models import RecorderStatus, Stream
 
 
 class StreamSerializer(serializers.ModelSerializer):
@@ -10,12 +10,52 @@ class StreamSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Stream
-        fields = ["stream_id", "camera_id", "status", "started_at", "stopped_at", "last_error"]
+        fields = [
+            "stream_id",
+            "camera_id",
+            "status",
+            "started_at",
+            "stopped_at",
+            "last_error",
+            "on_demand",
+            "last_viewed_at",
+        ]
         read_only_fields = fields
 
 
 class StreamStartSerializer(serializers.Serializer):
     camera_id = serializers.IntegerField(min_value=1)
+    on_demand = serializers.BooleanField(
+        default=False,
+        help_text="true: opened for a viewer, who keeps it alive with POST "
+        "/api/streams/{id}/keepalive; it stops by itself VIEWER_IDLE_SECONDS (default 45) "
+        "after the last keep-alive. false (default): runs until stopped.",
+    )
+
+
+class StreamKeepAliveSerializer(serializers.ModelSerializer):
+    stream_id = serializers.IntegerField(source="pk", read_only=True)
+    idle_timeout_s = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Stream
+        fields = ["stream_id", "status", "on_demand", "last_viewed_at", "idle_timeout_s"]
+        read_only_fields = fields
+
+    def get_idle_timeout_s(self, stream: Stream) -> int | None:
+        """Seconds without a keep-alive before it stops (null: it runs until stopped)."""
+        from django.conf import settings
+
+        return settings.VIEWER_IDLE_SECONDS if stream.on_demand else None
+
+
+class RecorderStatusSerializer(serializers.ModelSerializer):
+    camera_id = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = RecorderStatus
+        fields = ["camera_id", "status", "last_error", "updated_at"]
+        read_only_fields = fields
 
 
 class StreamStartedSerializer(serializers.ModelSerializer):
@@ -24,7 +64,7 @@ class StreamStartedSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Stream
-        fields = ["stream_id", "camera_id", "status"]
+        fields = ["stream_id", "camera_id", "status", "on_demand"]
         read_only_fields = fields
 
 

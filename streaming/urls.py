@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from streaming.views import LiveMediaView, MediaAuthView, StreamViewSet
+from streaming.views import LiveMediaView, MediaAuthView, RecorderStatusViewSet, StreamViewSet
 
 
 class OptionalSlashRouter(SimpleRouter):
@@ -16,6 +16,7 @@ class OptionalSlashRouter(SimpleRouter):
 
 router = OptionalSlashRouter()
 router.register("streams", StreamViewSet)
+router.register("recorders", RecorderStatusViewSet)
 
 urlpatterns = [
     path("streams/<int:pk>/hls/<str:name>", LiveMediaView.as_view(), name="stream-hls"),

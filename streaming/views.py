@@ -9,9 +9,15 @@ from django.conf import settings
 from django.http import FileResponse, Http404, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404
 from django.utils.crypto import constant_time_compare
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import authentication, permissions, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.authentication import JWTAuthentication
@@ -21,8 +27,10 @@ from cidades.models import Camera
 from gtvision.api import RolePermission
 from streaming import engine, services
 from streaming.filters import StreamFilterSet
-from streaming.models import Stream
+from streaming.models import RecorderStatus, Stream
 from streaming.serializers import (
+    RecorderStatusSerializer,
+    StreamKeepAliveSerializer,
     StreamMetricsSerializer,
     StreamSerializer,
     StreamStartedSerializer,
@@ -31,7 +39,7 @@ from streaming.serializers import (
 )
 from streaming.tokens import read_view_token
 
-LIVE_FILE = re.compile(r"^[A-Za-z0-9_.-]+\.(m3u8|ts|m4s|mp4)$")
+LIVE_FILE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}\.(m3u8|ts|m4s|mp4)$")
 
 
 class StreamViewSet(viewsets.ReadOnlyModelViewSet):
@@ -44,7 +52,24 @@ class StreamViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         return self.queryset.for_user(self.request.user)
 
-    @extend_schema(request=StreamStartSerializer, responses={201: StreamStartedSerializer})
+    @extend_schema(
+        request=StreamStartSerializer,
+        responses={
+            201: StreamStartedSerializer,
+            409: OpenApiResponse(
+                description="The camera already has an active stream (body: `detail`, "
+                "`stream_id`, `status`, `on_demand`: join it) or is disabled (`camera_id`). "
+                "With `on_demand: true` the conflict also counts as a keep-alive; without it, "
+                "an on-demand stream becomes explicit (runs until stopped)."
+            ),
+        },
+        description="Start the camera's live stream. Viewers (the dashboard) send "
+        '`{"camera_id": N, "on_demand": true}` and then call `POST /api/streams/{id}/keepalive` '
+        "every ~15 s while they watch (fetching the live HLS also counts): the stream stops by "
+        "itself `VIEWER_IDLE_SECONDS` (default 45) after the last one. Without `on_demand` "
+        "(an explicit start) the stream runs until `POST /api/streams/{id}/stop`. "
+        "Recording never depends on viewers.",
+    )
     @action(detail=False, methods=["post"])
     def start(self, request):
         body = StreamStartSerializer(data=request.data)
@@ -52,8 +77,25 @@ class StreamViewSet(viewsets.ReadOnlyModelViewSet):
         camera = get_object_or_404(
             Camera.objects.for_user(request.user), pk=body.validated_data["camera_id"]
         )
-        stream = services.start_stream(camera, actor=request.user, request=request)
+        stream = services.start_stream(
+            camera,
+            actor=request.user,
+            request=request,
+            on_demand=body.validated_data["on_demand"],
+        )
         return Response(StreamStartedSerializer(stream).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=None,
+        responses=StreamKeepAliveSerializer,
+        description="A viewer still watches: an on-demand stream's idle stop is postponed "
+        "(call it every ~15 s). Harmless on an explicit or stopped stream; a `STOPPED` status "
+        "tells the viewer to start it again.",
+    )
+    @action(detail=True, methods=["post"])
+    def keepalive(self, request, pk=None):
+        stream = services.keep_alive(self.get_object())
+        return Response(StreamKeepAliveSerializer(stream).data)
 
     @extend_schema(request=None, responses=StreamSerializer)
     @action(detail=True, methods=["post"])
@@ -72,6 +114,32 @@ class StreamViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["get"])
     def metrics(self, request, pk=None):
         return Response(StreamMetricsSerializer(self.get_object()).data)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[OpenApiParameter("camera_id", int, description="Only this camera.")]
+    )
+)
+class RecorderStatusViewSet(viewsets.ReadOnlyModelViewSet):
+    """What the media supervisor sees of each recorded camera's pull: `ERROR` with a
+    `last_error` when it fails, also for a camera that is recorded without a live stream."""
+
+    queryset = RecorderStatus.objects.all()
+    serializer_class = RecorderStatusSerializer
+    permission_classes = [permissions.IsAuthenticated, RolePermission]
+    read_roles = {"admin", "gestor", "operador"}
+    write_roles: set[str] = set()
+    lookup_field = "camera_id"
+
+    def get_queryset(self):
+        queryset = self.queryset.for_user(self.request.user)
+        camera_id = self.request.query_params.get("camera_id")
+        if self.action == "list" and camera_id is not None:
+            if not camera_id.isdigit():
+                raise ValidationError({"camera_id": ["A valid integer is required."]})
+            queryset = queryset.filter(camera_id=int(camera_id))
+        return queryset
 
 
 class ViewTokenAuthentication(authentication.BaseAuthentication):
@@ -110,10 +178,11 @@ class LiveMediaView(APIView):
         if not LIVE_FILE.match(name) or not stream.is_active:
             raise Http404
         path = engine.live_dir(stream.camera_id) / name
+        services.touch_viewed(stream)  # someone watches: an on-demand stream stays up
         if name.endswith(".m3u8"):
             try:
                 text = path.read_text()
-            except FileNotFoundError as exc:
+            except OSError as exc:  # missing, or a name the filesystem refuses
                 raise Http404 from exc
             if auth is not None:
                 text = _with_token(text, auth["token"])
@@ -122,7 +191,7 @@ class LiveMediaView(APIView):
             return response
         try:
             handle = path.open("rb")
-        except FileNotFoundError as exc:
+        except OSError as exc:  # missing, or a name the filesystem refuses
             raise Http404 from exc
         content_type = "video/mp2t" if name.endswith(".ts") else mimetypes.guess_type(name)[0]
         return FileResponse(handle, content_type=content_type or "application/octet-stream")

@@ -95,16 +95,28 @@ class SupervisorProcess:
 
 
 def media_processes(fragment: str = "") -> list[int]:
-    """PIDs of FFmpeg processes started by a media supervisor (optionally for one URL part)."""
+    """PIDs of FFmpeg processes started by a media supervisor (optionally for one URL part).
+
+    The camera URL is not on FFmpeg's command line but in its source file (``-i
+    X.ffconcat``, 0600, kept while FFmpeg runs): the fragment is looked for there too."""
     pids = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
             environ = Path(f"/proc/{name}/environ").read_bytes().split(b"\0")
-            cmdline = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ")
+            argv = Path(f"/proc/{name}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if MARKER_ENV.encode() in environ and fragment.encode() in cmdline:
+        if MARKER_ENV.encode() not in environ:
+            continue
+        cmdline = b" ".join(argv)
+        for arg in argv:
+            if arg.endswith(b".ffconcat"):
+                try:
+                    cmdline += b" " + Path(arg.decode(errors="replace")).read_bytes()
+                except OSError:
+                    continue
+        if fragment.encode() in cmdline:
             pids.append(int(name))
     return pids

@@ -24,6 +24,7 @@ SECTIONS = [
     "3. Footage index at city scale",
     "4. Live events fan-out",
     "5. Stream start",
+    "6. HTTP load",
 ]
 
 pytestmark = [pytest.mark.camera, pytest.mark.timeout(420)]

@@ -144,6 +144,7 @@ def stack(camera_server, tmp_path):
         "LOG_LEVEL": "WARNING",
     }
     port = free_port()
+    env["PUBLIC_URL"] = f"http://127.0.0.1:{port}"  # absolute URLs (/urls) are built from it
     web = ManagedProcess("web", ["serve", "--host", "127.0.0.1", "--port", str(port)], env)
     worker = ManagedProcess("worker", ["procrastinate", "worker"], env)
     supervisor = SupervisorProcess(**env)
@@ -366,7 +367,7 @@ def test_login_grid_live_video_and_status_follows_the_camera(stack, browsing):
             '"camera.updated"' in str(frame) and '"error"' in str(frame) for frame in received
         )
 
-        page.get_by_role("link", name="Sair").click()
+        page.get_by_role("button", name="Sair").click()  # a POST form (CSRF), not a link
         page.wait_for_url(f"{stack.url}/")
         expect(page.get_by_role("button", name="Entrar")).to_be_visible()
         session.goto("/dashboard/")

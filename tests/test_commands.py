@@ -51,6 +51,7 @@ def test_run_on_the_embedded_database(tmp_path):
     procfile = tmp_path / "Procfile"
     procfile.write_text(
         f"web: python manage.py serve --port {port}\nmedia: python manage.py media_supervisor\n"
+        "worker: python manage.py worker\n"
     )
     runall = subprocess.Popen(
         [*manage, "runall", "--procfile", str(procfile)],

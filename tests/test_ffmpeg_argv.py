@@ -8,6 +8,7 @@ import pytest
 
 from streaming import ffmpeg
 from streaming.ffmpeg import (
+    COULD_NOT_CONNECT,
     ProgressParser,
     clip_argv,
     concat_list,
@@ -17,6 +18,8 @@ from streaming.ffmpeg import (
     parse_progress,
     redact_url,
     snapshot_argv,
+    source_input_args,
+    source_script,
     summarize_stderr,
     tee_escape,
 )
@@ -67,6 +70,39 @@ def test_live_argv_with_recording(tmp_path) -> None:
     assert f"segment_list={tmp_path}/r/segments.csv:" in record
     assert "segment_list_flags=+live" in record
     assert record.endswith(f"]{tmp_path}/r/%Y%m%dT%H%M%SZ.ts")
+
+
+def test_live_argv_reads_the_source_from_a_file(tmp_path) -> None:
+    """With ``source_file`` the URL (and its password) is not on the command line."""
+    script = tmp_path / "cam1.ffconcat"
+    argv = live_argv(URL, tmp_path / "h", record_dir=tmp_path / "r", analyze_s=1,
+                     source_file=script)  # fmt: skip
+    assert not any("Secr3t" in a or "rtsp://" in a for a in argv)
+    assert argv[argv.index("-f") : argv.index("-i") + 2] == [
+        "-f", "concat", "-safe", "0", "-protocol_whitelist", "file,rtsp,rtsps,tcp,udp,rtp,tls",
+        "-i", str(script),
+    ]  # fmt: skip
+    assert "-rtsp_transport" not in argv and "-timeout" not in argv  # in the script instead
+    assert _after(argv, "-analyzeduration") == "1000000"
+    assert _after(argv, "-map") == "0:v" and argv[-1].count("|") - argv[-1].count("\\|") == 1
+    assert source_input_args("rel.ffconcat")[-1].startswith("/")
+
+
+def test_source_script_quotes_the_url() -> None:
+    text = source_script(URL, timeout_s=4, analyze_s=1)
+    assert text.splitlines() == [
+        "ffconcat version 1.0",
+        f"file '{URL}'",
+        "option rtsp_transport 'tcp'",
+        "option timeout '4000000'",
+        "option analyzeduration '1000000'",
+    ]
+    odd = "rtsp://u:it's a #pass@h/p"
+    assert "file 'rtsp://u:it'\\''s a #pass@h/p'" in source_script(odd)
+    assert "option rw_timeout '5000000'" in source_script("tcp://127.0.0.1:9")
+    for bad in ("rtsp://h/a\nfile '/etc/passwd'", "rtsp://h/a\rb"):
+        with pytest.raises(ValueError):
+            source_script(bad)
 
 
 def test_live_argv_other_sources(tmp_path) -> None:
@@ -236,21 +272,37 @@ TIMEOUT = _stderr(
 )
 
 
+RESOLVE = ["[error] Failed to resolve hostname cam.invalid: Name or service not known"]
+NO_ROUTE = ["[tcp @ 0x1] [error] Connection to tcp://10.9.9.9:554 failed: No route to host"]
+UNREACHABLE = [
+    "[tcp @ 0x1] [error] Connection to tcp://10.9.9.9:554 failed: Network is unreachable"
+]
+RESET = ["[in#0 @ 0x1] [error] Error opening input: Connection reset by peer"]
+EOF_ = ["[in#0 @ 0x1] [error] Error opening input: End of file"]
+ODD = ["[in#0 @ 0x1] [error] Error opening input: Something nobody foresaw 10.9.9.9:22"]
+
+
 @pytest.mark.parametrize(
-    ("lines", "expected"),
+    ("lines", "before_media", "after_media"),
     [
-        (UNAUTHORIZED, "authentication failed (401)"),
-        (NOT_FOUND, "stream path not found (404)"),
-        (REFUSED, "connection refused"),
-        (TIMEOUT, "connection timed out (no data from source)"),
-        (
-            ["[error] Failed to resolve hostname cam.invalid: Name or service not known"],
-            "host not found",
-        ),
+        # what a server answered: the same before and after media flowed
+        (UNAUTHORIZED, "authentication failed (401)", "authentication failed (401)"),
+        (NOT_FOUND, "stream path not found (404)", "stream path not found (404)"),
+        # network failures: one message until the source has sent media (no port scanning)
+        (REFUSED, COULD_NOT_CONNECT, COULD_NOT_CONNECT),
+        (RESOLVE, COULD_NOT_CONNECT, COULD_NOT_CONNECT),
+        (NO_ROUTE, COULD_NOT_CONNECT, COULD_NOT_CONNECT),
+        (UNREACHABLE, COULD_NOT_CONNECT, COULD_NOT_CONNECT),
+        (TIMEOUT, COULD_NOT_CONNECT, "connection timed out (no data from source)"),
+        (RESET, COULD_NOT_CONNECT, "connection reset by source"),
+        (EOF_, COULD_NOT_CONNECT, "stream ended (source closed)"),
+        (ODD, COULD_NOT_CONNECT, "Error opening input: Something nobody foresaw 10.9.9.9:22"),
     ],
 )
-def test_summarize_stderr_known_causes(lines: list[str], expected: str) -> None:
-    assert summarize_stderr(lines, URL) == expected
+def test_summarize_stderr_known_causes(lines: list[str], before_media: str, after_media: str):
+    assert summarize_stderr(lines, URL) == before_media  # the safe default
+    assert summarize_stderr(lines, URL, connected=False) == before_media
+    assert summarize_stderr(lines, URL, connected=True) == after_media
 
 
 def test_summarize_stderr_fallback_is_redacted() -> None:
@@ -258,7 +310,7 @@ def test_summarize_stderr_fallback_is_redacted() -> None:
         "[vost#0:0/copy @ 0x1] [warning] Non-monotonic DTS; previous: 401, current: 401",
         f"[out#0/tee @ 0x2] [error] Something odd happened with {URL}",
     ]
-    message = summarize_stderr(lines, URL)
+    message = summarize_stderr(lines, URL, connected=True)
     assert message == "Something odd happened with rtsp://admin:***@127.0.0.1:18555/live"
     assert "Secr3t" not in message
     assert summarize_stderr(["[warning] Timestamps are unset in a packet"], URL) == ""

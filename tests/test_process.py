@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,8 +24,25 @@ from pathlib import Path
 
 import pytest
 
-from streaming.ffmpeg import ffmpeg_env, ffmpeg_exe, live_argv
-from streaming.process import ManagedFFmpeg, State, marked_env, spawn, stop, sweep_orphans
+from streaming.ffmpeg import (
+    COULD_NOT_CONNECT,
+    ffmpeg_env,
+    ffmpeg_exe,
+    live_argv,
+    source_input_args,
+    source_script,
+)
+from streaming.process import (
+    ManagedFFmpeg,
+    SourceFile,
+    State,
+    marked_env,
+    source_files_dir,
+    spawn,
+    stop,
+    sweep_orphans,
+    sweep_source_files,
+)
 from testcamera import INSTALL_HINT, TestCamera
 
 pytestmark = pytest.mark.timeout(60)
@@ -170,15 +188,22 @@ def test_recording_survives_sigkill(tmp_path: Path, source: TcpSource) -> None:
 
 
 def managed(source: TcpSource, tmp_path: Path, marker: str, **kwargs: object) -> ManagedFFmpeg:
+    """The source read from a ``SourceFile`` (the concat demuxer), as the supervisor does."""
     hls = tmp_path / "hls"
     hls.mkdir(exist_ok=True)
+    script = source_files_dir(tmp_path / "run") / "cam1.ffconcat"
     return ManagedFFmpeg(
         "cam-1",
-        lambda: live_argv(source.url, hls, analyze_s=1, stall_timeout_s=30),
+        lambda: live_argv(source.url, hls, analyze_s=1, source_file=script),
         source_url=source.url,
+        source_file=SourceFile(script, source_script(source.url, timeout_s=30, analyze_s=1)),
         marker=marker,
         **{"initial_backoff_s": 0.2, "max_backoff_s": 0.5, "budget": 2, **kwargs},
     )
+
+
+def cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
 
 
 def test_managed_runs_restarts_and_recovers(tmp_path: Path, source: TcpSource, marker: str) -> None:
@@ -186,13 +211,19 @@ def test_managed_runs_restarts_and_recovers(tmp_path: Path, source: TcpSource, m
     m.start()
     try:
         first = wait_for(lambda: (s := m.poll()).state == State.RUNNING and s.pid)
+        assert source.url not in cmdline(first) and ".ffconcat" in cmdline(first)
+        run_dir = source_files_dir(tmp_path / "run")
+        assert run_dir.stat().st_mode & 0o777 == 0o700
+        assert [(p.name, p.stat().st_mode & 0o777) for p in run_dir.iterdir()] == [
+            ("cam1.ffconcat", 0o600)
+        ]
         wait_for(lambda: (m.poll().last_progress.get("fps") or 0) > 0)
         assert m.last_progress_at is not None and m.started_at is not None
         source.kill()  # camera down: the stream ends, reconnects are refused
         wait_for(lambda: m.poll().state == State.ERROR)
         snap = m.snapshot()
         assert snap.failures >= 2 and snap.restarts >= 1
-        assert m.last_error in ("connection refused", "stream ended (source closed the connection)")
+        assert m.last_error in (COULD_NOT_CONNECT, "stream ended (source closed the connection)")
         source.start()  # camera back
         running = wait_for(lambda: (s := m.poll()).state == State.RUNNING and s)
         assert running.pid != first and running.restarts >= 1
@@ -200,6 +231,7 @@ def test_managed_runs_restarts_and_recovers(tmp_path: Path, source: TcpSource, m
         code = m.stop()
     assert code == 255 and m.state == State.STOPPED and m.snapshot().pid is None
     assert gone(running.pid) and marked_pids(marker) == []
+    assert list(source_files_dir(tmp_path / "run").iterdir()) == []
 
 
 def test_managed_detects_stall(tmp_path: Path, source: TcpSource, marker: str) -> None:
@@ -256,7 +288,7 @@ def test_backoff_doubles_caps_and_reports_error() -> None:
     m.stop()
     assert delays == [1, 2, 4, 4, 4]
     assert states == ["backoff", "backoff", "error", "error", "error"]
-    assert m.restarts == 5 and m.last_error == "connection refused"
+    assert m.restarts == 5 and m.last_error == COULD_NOT_CONNECT  # it never sent media
 
 
 def test_running_after_failures_then_healthy_resets_backoff() -> None:
@@ -366,18 +398,116 @@ def test_rtsp_source_and_auth_error(tmp_path: Path, marker: str) -> None:
     bad = good.replace("Secr3t", "Wr0ngPass")
     rec = tmp_path / "rec"
     rec.mkdir()
-    ok = ManagedFFmpeg("ok", live_argv(good, tmp_path, record_dir=rec), source_url=good)
-    denied = ManagedFFmpeg("bad", live_argv(bad, tmp_path / "x"), source_url=bad, budget=1)
+    run = source_files_dir(tmp_path / "run")
+    argv = live_argv(good, tmp_path, record_dir=rec, source_file=run / "ok.ffconcat")
+    ok = ManagedFFmpeg(
+        "ok",
+        argv,
+        source_url=good,
+        source_file=SourceFile(run / "ok.ffconcat", source_script(good)),
+    )
+    argv = live_argv(bad, tmp_path / "x", source_file=run / "bad.ffconcat")
+    denied = ManagedFFmpeg(
+        "bad",
+        argv,
+        source_url=bad,
+        budget=1,
+        source_file=SourceFile(run / "bad.ffconcat", source_script(bad)),
+    )
     try:
         camera.start()
         ok.start()
+        assert "Secr3t" not in cmdline(ok.pid)
+        assert (run / "ok.ffconcat").stat().st_mode & 0o777 == 0o600
         denied.start()
         wait_for(lambda: ok.poll().state == State.RUNNING)
         wait_for(lambda: denied.poll().state == State.ERROR)
         assert denied.last_error == "authentication failed (401)"
         assert not any("Wr0ngPass" in line for line in denied.stderr_tail())
+        assert [p.name for p in run.iterdir()] == ["ok.ffconcat"]  # removed once bad exited
         wait_for(lambda: (tmp_path / "index.m3u8").exists())
     finally:
         ok.stop()
         denied.stop()
         camera.stop()
+
+
+def test_source_file_quoting_with_a_real_ffmpeg(tmp_path: Path, source: TcpSource) -> None:
+    """A source whose name needs ffconcat quoting (quote, space, #) is opened as it is."""
+    odd = tmp_path / "it's a #clip.ts"
+    argv = [ffmpeg_exe(), "-nostdin", "-v", "error", "-i", source.url, "-t", "2", "-c", "copy"]
+    subprocess.run([*argv, "-f", "mpegts", str(odd)], check=True, timeout=30)
+    script = tmp_path / "s.ffconcat"
+    SourceFile(script, source_script(str(odd))).write()
+    out = tmp_path / "out.ts"
+    read = [ffmpeg_exe(), "-nostdin", "-v", "error", *source_input_args(script), "-c", "copy"]
+    subprocess.run([*read, "-f", "mpegts", str(out)], check=True, timeout=30)
+    assert out.stat().st_size > 0 and decodes(out)
+
+
+def test_sweep_source_files_removes_only_dead_processes(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        for pid in (dead.pid, alive.pid):
+            SourceFile(tmp_path / f"ffmpeg-{pid}" / "cam1.ffconcat", "x").write()
+        ours = SourceFile(source_files_dir(tmp_path) / "cam2.ffconcat", "x")
+        ours.write()
+        (tmp_path / "other").mkdir()
+        assert sweep_source_files(tmp_path) == 2  # the dead one's and our own leftovers
+        assert sorted(p.name for p in tmp_path.iterdir()) == [f"ffmpeg-{alive.pid}", "other"]
+        assert sweep_source_files(tmp_path / "missing") == 0
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+class ClosingListener:
+    """A TCP port that accepts and closes at once (something listening that is no camera)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_closed_port_and_closing_listener_read_the_same(tmp_path: Path) -> None:
+    """A camera URL cannot port-scan: a closed port and an open one that is no camera give
+    the same ``last_error``."""
+    listener = ClosingListener()
+    errors = {}
+    try:
+        for name, port in (("closed", free_port()), ("open", listener.port)):
+            url = f"rtsp://admin:Secr3t@127.0.0.1:{port}/live"
+            script = source_files_dir(tmp_path) / f"{name}.ffconcat"
+            m = ManagedFFmpeg(
+                name,
+                live_argv(url, tmp_path / name, source_file=script),
+                source_url=url,
+                budget=1,
+                source_file=SourceFile(script, source_script(url)),
+            )
+            m.start()
+            try:
+                wait_for(lambda m=m: m.poll().state == State.ERROR, timeout=30)
+                errors[name] = m.last_error
+            finally:
+                m.stop()
+    finally:
+        listener.close()
+    assert errors == {"closed": COULD_NOT_CONNECT, "open": COULD_NOT_CONNECT}

@@ -246,7 +246,10 @@ def test_recording_sessions_start_stop_and_stats(tenants, recorded):
     assert again.status_code == 409
     assert again.json()["recording_id"] == body["recording_id"]
     operador = client_for(tenants["a"]["operador"])
-    assert operador.post("/api/recordings/stop", {"camera_id": camera.pk}).status_code == 403
+    assert (
+        operador.post("/api/recordings/stop", {"camera_id": camera.pk}, format="json").status_code
+        == 403
+    )
     stopped = gestor.post("/api/recordings/stop", {"camera_id": camera.pk}, format="json")
     assert stopped.status_code == 200
     assert stopped.json()["status"] == "STOPPED" and stopped.json()["ended_at"]
@@ -256,7 +259,9 @@ def test_recording_sessions_start_stop_and_stats(tenants, recorded):
     assert {"recording.start", "recording.stop"} <= actions
     # stopping again: the same session, nothing changes
     assert (
-        gestor.post("/api/recordings/stop", {"camera_id": camera.pk}).json()["recording_id"]
+        gestor.post("/api/recordings/stop", {"camera_id": camera.pk}, format="json").json()[
+            "recording_id"
+        ]
         == (body["recording_id"])
     )
     # a session's stats count the footage recorded during it
@@ -295,9 +300,15 @@ def test_starting_a_disabled_camera_or_stopping_an_idle_one_is_409(tenants):
     camera.recording_enabled = False
     camera.save()
     client = client_for(tenants["a"]["gestor"])
-    assert client.post("/api/recordings/start", {"camera_id": camera.pk}).status_code == 409
-    assert client.post("/api/recordings/stop", {"camera_id": camera.pk}).status_code == 409
-    assert client.post("/api/recordings/start", {}).status_code == 400
+    assert (
+        client.post("/api/recordings/start", {"camera_id": camera.pk}, format="json").status_code
+        == 409
+    )
+    assert (
+        client.post("/api/recordings/stop", {"camera_id": camera.pk}, format="json").status_code
+        == 409
+    )
+    assert client.post("/api/recordings/start", {}, format="json").status_code == 400
     assert not Recording.objects.exists()
 
 

@@ -48,6 +48,7 @@ def test_swagger_ui(api, db):
 def test_health_ok(client, db):
     # the media supervisor reports through this same call (see test_streaming_supervisor)
     services.heartbeat("media-supervisor@test", kind="media-supervisor", engine="embedded")
+    services.heartbeat("job-worker@test", kind="job-worker")  # see tests/faults
     response = client.get("/health")
     assert response.status_code == 200
     body = response.json()
@@ -59,6 +60,24 @@ def test_health_ok(client, db):
         "ffmpeg": body["checks"]["media_engine"]["ffmpeg"],
     }
     assert body["checks"]["media_supervisor"]["ok"] is True
+    assert body["checks"]["job_worker"]["ok"] is True
+
+
+def test_health_503_without_a_fresh_job_worker(client, db, settings):
+    services.heartbeat("media-supervisor@test", kind="media-supervisor", engine="embedded")
+    response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["checks"]["job_worker"] == {
+        "ok": False,
+        "error": "no job worker has reported",
+    }
+    services.heartbeat("job-worker@test", kind="job-worker")
+    assert client.get("/health").status_code == 200
+    settings.JOB_WORKER_HEARTBEAT_STALE_S = 0  # the beat above is now too old
+    response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["checks"]["job_worker"]["ok"] is False
+    assert response.json()["checks"]["media_supervisor"]["ok"] is True
 
 
 def test_health_503_without_a_media_supervisor(client, db):

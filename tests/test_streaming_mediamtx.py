@@ -711,6 +711,7 @@ def test_media_auth_lets_the_internal_recorder_read(api, viewer, settings):
 def test_health_checks_mediamtx(api, settings, standin, db):
     mediamtx_settings(settings, standin)
     services.heartbeat("media-supervisor@test", kind="media-supervisor", engine="mediamtx")
+    services.heartbeat("job-worker@test", kind="job-worker")
 
     response = api.get("/health")
     assert response.status_code == 200, response.content

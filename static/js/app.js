@@ -326,6 +326,8 @@
   /* ---------------------------------------------------------------- live player */
   const ACTIVE = ["STARTING", "RUNNING", "ERROR"];
 
+  const KEEPALIVE_MS = 15000;
+
   class LivePlayer {
     /**
      * @param {HTMLVideoElement} video
@@ -350,6 +352,8 @@
       this.retryTimer = null;
       this.stopped = true;
       this.protocol = null;
+      this.keepAliveTimer = null;
+      this.onVisible = () => { if (document.visibilityState === "visible") this.keepAlive(); };
       this.onPlaying = () => {
         this.retries = 0;
         this.setOverlay("");
@@ -375,7 +379,9 @@
       this.setOverlay(t("Starting…"));
       let data;
       try {
-        data = await api("/api/streams/start", { method: "POST", body: { camera_id: this.cameraId } });
+        // on_demand: the stream stops by itself once no viewer keeps it alive (keepAlive).
+        const body = { camera_id: this.cameraId, on_demand: true };
+        data = await api("/api/streams/start", { method: "POST", body });
       } catch (error) {
         if (error.status === 409 && error.body && error.body.stream_id) {
           data = error.body;
@@ -397,8 +403,34 @@
       }
       this.streamId = data.stream_id;
       this.streamStatus = data.status;
+      this.startKeepAlive();
       this.onChange(this);
       this.applyStatus(data.status, "");
+    }
+
+    /** While this player shows the camera, tell the server a viewer is watching (every 15 s). */
+    startKeepAlive() {
+      if (this.keepAliveTimer) return;
+      this.keepAliveTimer = setInterval(() => this.keepAlive(), KEEPALIVE_MS);
+      document.addEventListener("visibilitychange", this.onVisible);
+    }
+
+    stopKeepAlive() {
+      clearInterval(this.keepAliveTimer);
+      this.keepAliveTimer = null;
+      document.removeEventListener("visibilitychange", this.onVisible);
+    }
+
+    async keepAlive() {
+      if (this.stopped || !this.streamId) return;
+      const streamId = this.streamId;
+      try {
+        const data = await api(`/api/streams/${streamId}/keepalive`, { method: "POST" });
+        // Stopped while nobody could keep it alive (e.g. a hidden tab): open it again.
+        if (!this.stopped && this.streamId === streamId && data.status === "STOPPED") this.start();
+      } catch (error) {
+        if (!this.stopped && this.streamId === streamId && error.status === 404) this.start();
+      }
     }
 
     applyStatus(status, lastError) {
@@ -547,6 +579,7 @@
     /** Stop showing the video (the stream itself keeps running for others). */
     destroy() {
       this.stopped = true;
+      this.stopKeepAlive();
       clearTimeout(this.retryTimer);
       this.video.removeEventListener("playing", this.onPlaying);
       this.detach();

@@ -15,10 +15,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from streaming.engine import live_dir
-from streaming.ffmpeg import HLS_PLAYLIST, live_argv
+from streaming.ffmpeg import HLS_PLAYLIST, live_argv, source_script
 from streaming.models import Stream
-from streaming.process import ManagedFFmpeg, State
-from streaming.supervisor.jobs import Job, Observation
+from streaming.process import ManagedFFmpeg, SourceFile, State, source_files_dir
+from streaming.supervisor.jobs import CameraFault, Job, Observation
 
 logger = logging.getLogger(__name__)
 EXTINF = re.compile(r"#EXTINF:([0-9.]+)")
@@ -42,11 +42,14 @@ def _wall(monotonic_at: float | None) -> datetime | None:
 class EmbeddedRunner:
     name = "embedded"
 
-    def __init__(self, marker: str, record_dir=None) -> None:
-        """``record_dir(camera_id) -> Path`` gives where a recorded camera's segments go."""
+    def __init__(self, marker: str, record_dir=None, sources_dir=None) -> None:
+        """``record_dir(camera_id) -> Path`` gives where a recorded camera's segments go;
+        ``sources_dir`` where FFmpeg's source files (camera URLs) live (``MEDIA_RUN_DIR``)."""
         self.marker = marker
         self.record_dir = record_dir
+        self.sources_dir = source_files_dir(sources_dir or settings.MEDIA_RUN_DIR)
         self.cameras: dict[int, _Camera] = {}
+        self.faults: dict[int, str] = {}  # cameras that could not be started -> why
 
     def reconcile(self, jobs: dict[int, Job]) -> dict[int, Observation]:
         stale = [
@@ -57,11 +60,20 @@ class EmbeddedRunner:
         self._stop(stale)
         observations = {}
         for camera_id, job in jobs.items():
-            running = self.cameras.get(camera_id)
-            if running is None:
-                running = self._start(job)
-            running.job = job
-            observations[camera_id] = self._observe(running)
+            # One camera's bad row (an undecryptable URL, a directory that cannot be created)
+            # is that camera's error only: the others are reconciled all the same.
+            try:
+                running = self.cameras.get(camera_id)
+                if running is None:
+                    running = self._start(job)
+                running.job = job
+                observations[camera_id] = self._observe(running)
+            except Exception as exc:
+                observations[camera_id] = self._fault(job, exc)
+            else:
+                self.faults.pop(camera_id, None)
+        for camera_id in self.faults.keys() - jobs.keys():
+            del self.faults[camera_id]
         return observations
 
     def pids(self) -> dict[int, int | None]:
@@ -77,13 +89,37 @@ class EmbeddedRunner:
 
     def shutdown(self) -> None:
         self._stop(list(self.cameras))
+        shutil.rmtree(self.sources_dir, ignore_errors=True)
 
     # -- internals ---------------------------------------------------------------------
 
+    def _fault(self, job: Job, exc: Exception) -> Observation:
+        camera_id = job.camera_id
+        running = self.cameras.pop(camera_id, None)
+        if running is not None:
+            running.process.stop()
+        message = exc.message if isinstance(exc, CameraFault) else CameraFault.CANNOT_START
+        if self.faults.get(camera_id) != message:
+            # The exception's class only: its text could quote the camera's URL.
+            logger.error("camera %s: %s (%s)", camera_id, message, type(exc).__name__)
+        self.faults[camera_id] = message
+        return Observation(status=Stream.Status.ERROR, last_error=message)
+
     def _start(self, job: Job) -> _Camera:
         hls_dir = live_dir(job.camera_id)
-        record_dir = self.record_dir(job.camera_id) if job.record and self.record_dir else None
-        source_url = job.source_url
+        try:
+            source_url = job.source_url
+        except ValueError as exc:  # crypto.decrypt: wrong FIELD_ENCRYPTION_KEY, damaged row
+            raise CameraFault(CameraFault.UNREADABLE_URL) from exc
+        try:
+            record_dir = self.record_dir(job.camera_id) if job.record and self.record_dir else None
+        except OSError as exc:
+            raise CameraFault(CameraFault.NO_DIRECTORY) from exc
+        source_file = self.sources_dir / f"cam{job.camera_id}.ffconcat"
+        try:
+            script = source_script(source_url, analyze_s=settings.STREAM_ANALYZE_S)
+        except ValueError as exc:  # a line break in the URL
+            raise CameraFault(CameraFault.INVALID_URL) from exc
 
         def argv() -> list[str]:
             return live_argv(
@@ -94,6 +130,7 @@ class EmbeddedRunner:
                 hls_time=settings.HLS_SEGMENT_SECONDS,
                 hls_list_size=settings.HLS_LIST_SIZE,
                 analyze_s=settings.STREAM_ANALYZE_S,
+                source_file=source_file,
             )
 
         def prepare() -> None:
@@ -106,6 +143,7 @@ class EmbeddedRunner:
             f"cam{job.camera_id}",
             argv,
             source_url=source_url,
+            source_file=SourceFile(source_file, script),
             marker=self.marker,
             before_start=prepare,
             stall_timeout_s=settings.STREAM_STALL_TIMEOUT_S,

@@ -31,6 +31,24 @@ class Job:
         return (self.source or self.camera.source_url_encrypted, self.record)
 
 
+def N_(message: str) -> str:
+    """Marks an English msgid translated when it is written (``loop.localized``)."""
+    return message
+
+
+class CameraFault(Exception):
+    """One camera cannot be started; ``message`` (an English msgid) says why, credential-free."""
+
+    UNREADABLE_URL = N_("cannot read the camera URL (was the encryption key changed?)")
+    INVALID_URL = N_("invalid camera URL")
+    NO_DIRECTORY = N_("cannot create the camera's recording directory")
+    CANNOT_START = N_("cannot start the camera's media")
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 @dataclass(frozen=True)
 class Observation:
     """What the engine sees of a job. ``status`` is a ``Stream.Status`` value."""

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 import psycopg
 from django.conf import settings
 from django.db import Error as DatabaseError
 from django.db import connection
+from django.utils import translation
 
 from streaming import services
 from streaming.models import Stream
@@ -37,6 +40,7 @@ class Supervisor:
         self.last_sessions = 0.0
         self.recorded: dict[int, bool] = {}
         self.observed: dict[int, Observation] = {}
+        self.recorder_states: dict[int, tuple[str, str]] = {}  # as last written
         self.waker = Waker()
 
     def run(self, stop: threading.Event) -> None:
@@ -69,18 +73,28 @@ class Supervisor:
         self.observed = self.runner.reconcile(jobs)
         if self.recorder is not None:
             self._index_recordings(jobs)
+        # Each camera alone: one camera's failure is logged and the others carry on.
         for camera_id, observation in self.observed.items():
-            stream_id = jobs[camera_id].stream_id
-            if stream_id is not None:
-                services.set_stream_status(stream_id, observation.status, observation.last_error)
+            job = jobs[camera_id]
+            error = localized(observation.last_error)
+            if job.stream_id is not None:
+                self._guarded(camera_id, services.set_stream_status, job.stream_id,
+                              observation.status, error)  # fmt: skip
+            if job.record:
+                self._guarded(camera_id, self._set_recorder_status, camera_id,
+                              observation.status, error)  # fmt: skip
+        for camera_id in self.recorder_states.keys() - {c for c, j in jobs.items() if j.record}:
+            self._guarded(camera_id, self._clear_recorder_status, camera_id)
         self._stop_streams_of_disabled_cameras()
+        services.stop_idle_streams()
         now = time.monotonic()
         if now - self.last_metrics >= settings.SUPERVISOR_METRICS_INTERVAL_S:
             self.last_metrics = now
             for camera_id, observation in self.observed.items():
                 stream_id = jobs[camera_id].stream_id
                 if stream_id is not None and observation.status == Stream.Status.RUNNING:
-                    services.record_metrics(stream_id, _metrics(observation))
+                    self._guarded(camera_id, services.record_metrics, stream_id,
+                                  _metrics(observation))  # fmt: skip
         services.heartbeat(
             self.name,
             kind="media-supervisor",
@@ -88,21 +102,44 @@ class Supervisor:
             details={"cameras": len(jobs), "pids": self.runner.pids()},
         )
 
+    def _guarded(self, camera_id: int, write: Callable[..., object], *args) -> None:
+        """``write(*args)`` for one camera; its failure is that camera's (the database going
+        away is everyone's: it propagates to ``run``)."""
+        try:
+            write(*args)
+        except DatabaseError:
+            raise
+        except Exception:
+            logger.exception("camera %s: %s failed", camera_id, getattr(write, "__name__", write))
+
+    def _set_recorder_status(self, camera_id: int, status: str, error: str) -> None:
+        if self.recorder_states.get(camera_id) != (status, error):
+            services.set_recorder_status(camera_id, status, error)
+            self.recorder_states[camera_id] = (status, error)
+
+    def _clear_recorder_status(self, camera_id: int) -> None:
+        services.clear_recorder_status(camera_id)
+        self.recorder_states.pop(camera_id, None)
+
     def _index_recordings(self, jobs) -> None:
         """Index closed segments; keep recording sessions in step with the cameras."""
         recorded = self.runner.recording()
         for camera_id, writer_alive in recorded.items():
-            self.recorder.index(camera_id, writer_alive=writer_alive)
+            self._guarded(camera_id, self._index, camera_id, writer_alive)
         for camera_id in self.recorded.keys() - recorded.keys():
-            self.recorder.index(camera_id, writer_alive=False)  # its last, cut segment
+            self._guarded(camera_id, self._index, camera_id, False)  # its last, cut segment
         now = time.monotonic()
         changed = recorded.keys() ^ self.recorded.keys()
         if changed or now - self.last_sessions >= SESSION_CHECK_S:
             self.last_sessions = now
             cameras = {job.camera_id: job.camera for job in jobs.values()}
             for camera_id in recorded.keys() | self.recorded.keys():
-                self.recorder.sessions(cameras.get(camera_id), camera_id)
+                self._guarded(camera_id, self.recorder.sessions, cameras.get(camera_id),
+                              camera_id)  # fmt: skip
         self.recorded = recorded
+
+    def _index(self, camera_id: int, writer_alive: bool) -> None:
+        self.recorder.index(camera_id, writer_alive=writer_alive)
 
     def _stop_streams_of_disabled_cameras(self) -> None:
         for stream in Stream.objects.filter(status__in=Stream.ACTIVE, camera__enabled=False):
@@ -164,6 +201,31 @@ class Waker:
             except psycopg.Error:
                 pass
             self.conn = None
+
+
+# Messages with a number in them: (English pattern, msgid with a placeholder).
+_DYNAMIC = [
+    (re.compile(r"^stalled: no new data for (?P<seconds>[\d.]+) s$"),
+     "stalled: no new data for %(seconds)s s"),
+    (re.compile(r"^ffmpeg exited with status (?P<code>-?\d+)$"),
+     "ffmpeg exited with status %(code)s"),
+    (re.compile(r"^ffmpeg killed by signal (?P<signal>\d+)$"),
+     "ffmpeg killed by signal %(signal)s"),
+    (re.compile(r"^cannot start ffmpeg: (?P<cause>.*)$"), "cannot start ffmpeg: %(cause)s"),
+]  # fmt: skip
+
+
+def localized(message: str) -> str:
+    """An engine's English message in the site's language (``LANGUAGE_CODE``), as stored in
+    ``last_error`` and published in events."""
+    if not message:
+        return message
+    with translation.override(settings.LANGUAGE_CODE):
+        for pattern, msgid in _DYNAMIC:
+            match = pattern.match(message)
+            if match:
+                return translation.gettext(msgid) % match.groupdict()
+        return translation.gettext(message)
 
 
 def _metrics(observation: Observation) -> services.Metrics:

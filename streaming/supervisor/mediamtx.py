@@ -17,7 +17,7 @@ from streaming.mediamtx.client import (
 )
 from streaming.mediamtx.integration import client, path_for, restream_url
 from streaming.models import Stream
-from streaming.supervisor.jobs import Job, Observation
+from streaming.supervisor.jobs import CameraFault, Job, Observation
 
 logger = logging.getLogger(__name__)
 OUR_PATHS = re.compile(r"^pref\d+/cam\d+$")
@@ -67,7 +67,13 @@ class MediaMTXRunner:
                 continue
             # After a MediaMTX restart the path is gone from `configured`: declare it again.
             try:
-                self.api.replace_path(name, camera_path_conf(job.camera.source_url))
+                source_url = job.camera.source_url
+            except ValueError:  # undecryptable row: only this camera is in error
+                self.declared.pop(name, None)
+                refused[name] = Observation(Stream.Status.ERROR, CameraFault.UNREADABLE_URL)
+                continue
+            try:
+                self.api.replace_path(name, camera_path_conf(source_url))
             except (MediaMTXBadRequest, ValueError) as exc:
                 # This camera's source is refused (the error is redacted): only it is in error.
                 error = exc.error if isinstance(exc, MediaMTXError) else str(exc)

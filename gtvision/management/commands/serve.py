@@ -15,6 +15,6 @@ class Command(BaseCommand):
     def handle(self, *args, host, port, **options):
         from daphne.cli import CommandLineInterface
 
-        CommandLineInterface().run(
-            ["-b", host, "-p", str(port), "--proxy-headers", "gtvision.asgi:application"]
-        )
+        # No --proxy-headers: Daphne would take X-Forwarded-For from any client. The app
+        # reads it only from settings.TRUSTED_PROXIES (gtvision.login_guard.client_ip).
+        CommandLineInterface().run(["-b", host, "-p", str(port), "gtvision.asgi:application"])

@@ -1,0 +1,37 @@
+"""Options of Django's psycopg connection pool (``DATABASES["default"]["OPTIONS"]["pool"]``).
+
+Each process has its own pool. A request (or a job, or a consumer's database call) borrows a
+connection when it first queries and gives it back when Django closes it at its end
+(``CONN_MAX_AGE = 0``); at most ``max_size`` connections are open, and a borrower waits up to
+``timeout`` seconds for one (then ``OperationalError``). Sizing: README, "Database connections".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+
+def reset_connection(conn: psycopg.Connection) -> None:
+    """Leave no session lock behind on a connection going back to the pool.
+
+    The media supervisor's single-instance lock is a session-level advisory lock: if its
+    connection were returned to the pool still holding it (after a failed pass, say), the
+    lock would stay taken by an idle pooled connection and the supervisor would stand by.
+    """
+    conn.execute("SELECT pg_advisory_unlock_all()")
+
+
+def pool_options(
+    *, min_size: int, max_size: int, timeout: float, max_idle: float
+) -> dict[str, Any]:
+    """The ``pool`` options for Django's PostgreSQL backend (``psycopg_pool.ConnectionPool``)."""
+    return {
+        "min_size": max(0, min(min_size, max_size)),
+        "max_size": max_size,
+        "timeout": timeout,
+        "max_idle": max_idle,
+        "reset": reset_connection,
+        "name": "gtvision",
+    }

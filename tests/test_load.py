@@ -1,0 +1,223 @@
+"""100 concurrent users against a real Daphne: no errors, database connections bounded.
+
+Issue 9.10: with one PostgreSQL connection per request thread (``CONN_MAX_AGE``, no pool),
+100 concurrent operadores got 500 "sorry, too many clients already". Here ``manage.py serve``
+runs on the test database, 100 users (90 operadores, 10 gestores, two prefeituras), each with
+its own keep-alive ``requests`` session and JWT, send a realistic read mix (camera list and
+detail, streams, timeline, recordings search, audit for gestores, ``/api/auth/me/``) until
+``REQUESTS`` requests are done. Every answer must be a 200 with no connection error, the
+server's PostgreSQL connections (``pg_stat_activity``, tagged by ``PGAPPNAME``) never exceed
+its pool and go back to the baseline afterwards. No figure of speed is asserted.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+import requests
+from django.conf import settings
+from django.db import connection
+
+from admin_ctx.models import AuditEntry, Role
+from recordings.models import Segment
+from streaming.models import Stream
+from tests.factories import CameraFactory, PrefeituraFactory, UserFactory
+from tests.live_web import bearer, running_web
+from tests.supervisor import wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(900)]
+
+USERS = 100
+GESTORES_EVERY = 10  # every 10th user is a gestor (audit log)
+REQUESTS = 3000
+CAMERAS = 8  # per prefeitura
+SEGMENT_S = 10
+SEGMENTS = 360  # per camera: one hour
+APP_NAME = "gtv-load-web"
+HOUR_START = datetime(2026, 1, 5, 13, 0, tzinfo=UTC)
+
+
+def _dataset() -> list[dict]:
+    """Two prefeituras with cameras, an hour of footage each, streams and audit rows;
+    returns one dict per user: its JWT header and its prefeitura's camera ids."""
+    users = []
+    for key in range(2):
+        prefeitura = PrefeituraFactory(max_cameras=100)
+        cameras = [CameraFactory(prefeitura=prefeitura) for _ in range(CAMERAS)]
+        Segment.objects.bulk_create(
+            Segment(
+                camera=camera,
+                start=HOUR_START + timedelta(seconds=SEGMENT_S * k),
+                end=HOUR_START + timedelta(seconds=SEGMENT_S * (k + 1)),
+                size_bytes=1_000_000,
+            )
+            for camera in cameras
+            for k in range(SEGMENTS)
+        )
+        Stream.objects.bulk_create(
+            Stream(camera=camera, status=Stream.Status.STOPPED, stopped_at=HOUR_START)
+            for camera in cameras
+            for _ in range(3)
+        )
+        for k in range(USERS // 2):
+            role = Role.GESTOR if k % GESTORES_EVERY == 0 else Role.OPERADOR
+            user = UserFactory(prefeitura=prefeitura, role=role, username=f"load-{key}-{k}")
+            users.append({"headers": bearer(user), "gestor": role == Role.GESTOR,
+                          "cameras": [c.pk for c in cameras]})  # fmt: skip
+        AuditEntry.objects.bulk_create(
+            AuditEntry(action="camera.update", prefeitura=prefeitura, actor_username="gestor",
+                       target_type="camera", target_id=str(cameras[k % CAMERAS].pk))
+            for k in range(200)
+        )  # fmt: skip
+    return users
+
+
+def _paths(user: dict, n: int) -> str:
+    """The ``n``-th request of a user: a dashboard/playback session's read mix."""
+    camera = user["cameras"][n % len(user["cameras"])]
+    start = HOUR_START + timedelta(minutes=n % 50)
+    window = f"start={start.isoformat()}&end={(start + timedelta(minutes=10)).isoformat()}"
+    mix = [
+        "/api/cameras/",
+        f"/api/cameras/{camera}/",
+        "/api/streams/",
+        f"/api/cameras/{camera}/timeline?{window}",
+        f"/api/recordings/search?camera_id={camera}&{window}",
+        "/api/auth/me/",
+        "/api/cameras/?page=1",
+        f"/api/cameras/{camera}/timeline?{window}",
+    ]
+    if user["gestor"]:
+        mix.append("/api/audit/")
+    return mix[n % len(mix)].replace("+00:00", "Z")
+
+
+class Load:
+    """``USERS`` threads, each with its own session, sharing a budget of ``total`` requests."""
+
+    def __init__(self, url: str, users: list[dict], total: int) -> None:
+        self.url = url
+        self.users = users
+        self.budget = itertools.count()
+        self.total = total
+        self.statuses: Counter = Counter()
+        self.failures: list[str] = []
+        self.lock = threading.Lock()
+        self.start_line = threading.Barrier(len(users))
+
+    def user(self, user: dict) -> None:
+        session = requests.Session()
+        session.headers.update(user["headers"])
+        n = 0
+        self.start_line.wait()  # every user is there before the first request
+        try:
+            while next(self.budget) < self.total:
+                path = _paths(user, n)
+                n += 1
+                try:
+                    response = session.get(self.url + path, timeout=120)
+                except requests.RequestException as exc:
+                    with self.lock:
+                        self.statuses["connection error"] += 1
+                        self.failures.append(f"{path}: {type(exc).__name__}: {exc}")
+                    continue
+                with self.lock:
+                    self.statuses[response.status_code] += 1
+                    if response.status_code != 200:
+                        self.failures.append(f"{path}: {response.status_code} "
+                                             f"{response.text[:200]}")  # fmt: skip
+        finally:
+            session.close()
+
+    def run(self) -> None:
+        threads = [threading.Thread(target=self.user, args=(u,)) for u in self.users]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+
+class ConnectionSampler:
+    """Counts the server's backends on the test database every 50 ms, in its own thread."""
+
+    def __init__(self) -> None:
+        params = connection.get_connection_params()
+        for key in ("cursor_factory", "context", "prepare_threshold"):
+            params.pop(key, None)
+        self.conn = psycopg.connect(**params, autocommit=True)
+        self.peak = 0
+        self.samples = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def count(self) -> int:
+        row = self.conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = %s",
+            [APP_NAME],
+        ).fetchone()
+        return int(row[0])
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            self.peak = max(self.peak, self.count())
+            self.samples += 1
+            self.stop.wait(0.05)
+
+    def __enter__(self) -> ConnectionSampler:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def test_100_concurrent_users_no_errors_and_bounded_connections():
+    users = _dataset()
+    assert len(users) == USERS
+    sampler = ConnectionSampler()
+    # PGAPPNAME tags every connection the server makes; idle pooled connections go back to
+    # the minimum after 1 s unused instead of 10 min.
+    with running_web(PGAPPNAME=APP_NAME, DB_POOL_MAX_IDLE="1") as (url, web):
+        with requests.Session() as warm:  # one request of each kind, one user
+            for n in range(9):
+                warm.headers.update(users[0]["headers"])
+                assert warm.get(url + _paths(users[0], n), timeout=60).status_code == 200
+        time.sleep(3)
+        baseline = sampler.count()
+        load = Load(url, users, REQUESTS)
+        with sampler:
+            load.run()
+        assert web.alive(), web.output()[-4000:]
+        print(f"load: {dict(load.statuses)}, server connections: baseline {baseline}, "
+              f"peak {sampler.peak} ({sampler.samples} samples)")  # fmt: skip
+        assert load.failures == [], (dict(load.statuses), load.failures[:5],
+                                     web.output()[-3000:])  # fmt: skip
+        assert sum(load.statuses.values()) == REQUESTS
+        assert load.statuses[200] == REQUESTS
+        assert sampler.samples > 0
+        pool = settings.DATABASES["default"]["OPTIONS"].get("pool") or {}
+        max_size = pool.get("max_size")
+        assert max_size, f"connections are not pooled (peak: {sampler.peak})"
+        assert sampler.peak <= max_size, (sampler.peak, max_size)
+        # Nothing is held between requests: every connection idles back in the pool,
+        # which shrinks to where it was before the load.
+        wait_for(lambda: sampler.count() <= baseline, timeout=90, step=0.5)
+        idle_in_transaction = sampler.conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = %s AND state <> 'idle'",
+            [APP_NAME],
+        ).fetchone()[0]
+        assert idle_in_transaction == 0
+    wait_for(lambda: sampler.count() == 0, timeout=30, step=0.3)  # the server let go of all
+    sampler.close()
