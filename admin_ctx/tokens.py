@@ -17,6 +17,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt import authentication
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
@@ -91,6 +92,12 @@ class JWTAuthentication(authentication.JWTAuthentication):
         if not token_is_current(user, validated_token):
             raise AuthenticationFailed(REVOKED_MESSAGE, code="token_revoked")
         return user
+
+
+class RevocableJWTScheme(SimpleJWTScheme):
+    """OpenAPI: the same bearer scheme as simplejwt's own authentication."""
+
+    target_class = "admin_ctx.tokens.JWTAuthentication"
 
 
 class RefreshSerializer(TokenRefreshSerializer):

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from bench.common import PYTHON, ROOT, Context, Procs, Section, log
 
-BENCHMARKS = ["recording", "clips", "index", "events", "stream_start", "load"]
-RUN_ORDER = ["clips", "stream_start", "events", "load", "recording", "index"]  # big table last
+BENCHMARKS = ["recording", "clips", "index", "events", "stream_start", "load", "ws_churn"]
+RUN_ORDER = ["clips", "stream_start", "events", "ws_churn", "load", "recording", "index"]
 TITLES = {
     "recording": "1. Recording cost",
     "clips": "2. Clip export",
@@ -31,6 +31,7 @@ TITLES = {
     "events": "4. Live events fan-out",
     "stream_start": "5. Stream start",
     "load": "6. HTTP load",
+    "ws_churn": "7. WebSocket churn",
 }
 
 SMOKE = {
@@ -50,6 +51,7 @@ SMOKE = {
     "stream_starts": 1,
     "load_users": "5,10",
     "load_requests": 60,
+    "ws_churn": 300,
 }
 
 
@@ -103,6 +105,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g = parser.add_argument_group("HTTP load")
     g.add_argument("--load-users", default="20,50,100", help="concurrent users, comma separated")
     g.add_argument("--load-requests", type=int, default=3000, help="requests per level")
+    g = parser.add_argument_group("WebSocket churn")
+    g.add_argument("--ws-churn", type=int, default=20_000, help="connects/disconnects")
+    g.add_argument("--ws-churn-concurrency", type=int, default=20)
     args = parser.parse_args(argv)
     if args.smoke:
         for key, value in SMOKE.items():

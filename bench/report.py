@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.common import ROOT, Section
 
-ORDER = ["recording", "clips", "index", "events", "stream_start", "load"]
+ORDER = ["recording", "clips", "index", "events", "stream_start", "load", "ws_churn"]
 TITLES = {
     "recording": "1. Recording cost",
     "clips": "2. Clip export",
@@ -19,6 +19,7 @@ TITLES = {
     "events": "4. Live events fan-out",
     "stream_start": "5. Stream start",
     "load": "6. HTTP load",
+    "ws_churn": "7. WebSocket churn",
 }
 FINDINGS = Path(__file__).resolve().parent / "findings.md"
 

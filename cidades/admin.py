@@ -65,6 +65,7 @@ class CameraAdminForm(forms.ModelForm):
             "address",
             "enabled",
             "recording_enabled",
+            "lpr_enabled",
         ]
 
     def clean(self):
@@ -87,7 +88,7 @@ class CameraAdmin(TenantModelAdmin):
         "enabled",
         "recording_enabled",
     ]
-    list_filter = ["prefeitura", "status", "enabled", "recording_enabled"]
+    list_filter = ["prefeitura", "status", "enabled", "recording_enabled", "lpr_enabled"]
     list_select_related = ["prefeitura"]
     search_fields = ["name", "code", "address"]
     readonly_fields = ["source_url_masked", "status", "created_at"]

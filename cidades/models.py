@@ -68,6 +68,7 @@ class Camera(models.Model):
     address = models.CharField(_("address"), max_length=300, blank=True)
     enabled = models.BooleanField(_("enabled"), default=True)
     recording_enabled = models.BooleanField(_("recording enabled"), default=True)
+    lpr_enabled = models.BooleanField(_("plate reading (LPR) enabled"), default=False)
     status = models.CharField(
         _("status"), max_length=10, choices=Status.choices, default=Status.OFFLINE, editable=False
     )

@@ -56,6 +56,7 @@ class CameraSerializer(serializers.ModelSerializer):
             "address",
             "enabled",
             "recording_enabled",
+            "lpr_enabled",
             "status",
             "created_at",
         ]

@@ -25,6 +25,7 @@ CAMERA_AUDIT_FIELDS = (
     "longitude",
     "enabled",
     "recording_enabled",
+    "lpr_enabled",
     "prefeitura_id",
 )
 

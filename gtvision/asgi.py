@@ -7,6 +7,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from gtvision.backpressure import BackpressureMiddleware  # noqa: E402
 from gtvision.routing import websocket_urlpatterns  # noqa: E402
 from gtvision.ws_auth import TokenOrSessionAuthMiddleware  # noqa: E402
 
@@ -14,7 +15,7 @@ from gtvision.ws_auth import TokenOrSessionAuthMiddleware  # noqa: E402
 # Origin (gtvision.ws_auth.origin_allowed), so that a browser can read the code.
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": BackpressureMiddleware(django_asgi_app),  # slow readers hold no whole file
         "websocket": TokenOrSessionAuthMiddleware(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -13,7 +13,12 @@ query. Here:
 * Each event loop has one ``LISTEN`` connection, one connection pool and one queue per
   channel that has a receiver in that loop; the queue goes when its receiver goes
   (``receive()`` cancelled: the consumer ended). Notifications for other channels are dropped.
-* One janitor per loop deletes expired message rows every ``JANITOR_INTERVAL_S``.
+* A process's listener holds one session advisory lock (``ALIVE_LOCK_CLASS``, its channel
+  prefix): while it is held, that process's channels are alive. One janitor per loop deletes,
+  every ``janitor_interval`` (``CHANNEL_LAYER_JANITOR_S``), expired message rows and the group
+  rows of processes that hold no such lock (killed without closing their sockets), so a dead
+  Daphne's sockets stop costing a row and a ``NOTIFY`` per event. After an outage the
+  listener puts back its own group rows.
 * ``group_send`` is one ``INSERT ... SELECT`` (one row, one ``NOTIFY`` per member channel).
 * The listener reconnects after a database outage, and then reads the messages it missed.
 """
@@ -22,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 import time
 import uuid
@@ -42,10 +46,30 @@ from psycopg import sql
 logger = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "channels_postgres_messages"
-JANITOR_INTERVAL_S = 30.0
+# A group row's ``expire`` is its creation + GROUP_ROW_TTL (never reached: rows go with their
+# socket, or with their process); the janitor spares rows younger than two of its rounds.
+GROUP_ROW_TTL = timedelta(days=1)
+# Advisory lock class of "this process's channels are alive" (held by each listener).
+ALIVE_LOCK_CLASS = 0x67747663
+CHANNEL_PROCESS = r"\.([0-9a-f]{12})!"
 RECONNECT_MAX_S = 10.0
 MESSAGES = sql.Identifier(Message._meta.db_table)
 GROUPS = sql.Identifier(GroupChannel._meta.db_table)
+
+
+# Every layer instance of the process: close() stops the running loop's listener of each
+# (tests replace the instance, and a process's publisher loop may outlive the one it used).
+_instances: weakref.WeakSet[PostgresChannelLayer] = weakref.WeakSet()
+# Connection pools, one per event loop and database, shared by the instances.
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]] = (
+    weakref.WeakKeyDictionary()
+)
+_pool_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+_background: set[asyncio.Task] = set()
 
 
 def _now() -> datetime:
@@ -66,11 +90,10 @@ class _Item:
 
 @dataclass(eq=False)
 class _LoopState:
-    """What one event loop needs: a pool, a listener and the queues of its receivers."""
+    """What one event loop needs: a listener and the queues of its receivers."""
 
-    pool: psycopg_pool.AsyncConnectionPool | None = None
-    pool_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     queues: dict[str, asyncio.Queue[_Item]] = field(default_factory=dict)
+    groups: dict[str, set[str]] = field(default_factory=dict)  # local channel -> group keys
     listener: asyncio.Task | None = None
     janitor: asyncio.Task | None = None
     last_id: int = 0
@@ -86,9 +109,11 @@ class PostgresChannelLayer(BaseChannelLayer):
         prefix: str = "asgi",
         expiry: int = 60,
         capacity: int = 1000,
+        janitor_interval: float = 30.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(expiry=expiry, capacity=capacity)
+        self.janitor_interval = janitor_interval
         self.prefix = prefix
         # Twelve hex digits: a process's channels never collide with another's.
         self.client_prefix = uuid.uuid4().hex[:12]
@@ -103,6 +128,7 @@ class PostgresChannelLayer(BaseChannelLayer):
         self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
             weakref.WeakKeyDictionary()
         )
+        _instances.add(self)
 
     # -- per-loop state --------------------------------------------------------------------
 
@@ -114,10 +140,11 @@ class PostgresChannelLayer(BaseChannelLayer):
         return state
 
     async def _pool(self) -> psycopg_pool.AsyncConnectionPool:
-        state = self._state()
-        if state.pool is None:
-            async with state.pool_lock:
-                if state.pool is None:
+        loop = asyncio.get_running_loop()
+        pools = _pools.setdefault(loop, {})
+        if self.conninfo not in pools:
+            async with _pool_locks.setdefault(loop, asyncio.Lock()):
+                if self.conninfo not in pools:
                     pool = psycopg_pool.AsyncConnectionPool(
                         self.conninfo,
                         open=False,
@@ -127,8 +154,8 @@ class PostgresChannelLayer(BaseChannelLayer):
                     )
                     # Not wait=True: a cancelled wait would leave a half-open pool behind.
                     await pool.open(wait=False)
-                    state.pool = pool
-        return state.pool
+                    pools[self.conninfo] = pool
+        return pools[self.conninfo]
 
     async def _execute(self, query: sql.Composable, params: tuple = ()) -> list[tuple]:
         pool = await self._pool()
@@ -147,12 +174,21 @@ class PostgresChannelLayer(BaseChannelLayer):
     async def _listen(self, state: _LoopState) -> None:
         """LISTEN, and route each notification to the queue of its channel (if local)."""
         delay = 0.5
+        reconnected = False
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
                     self.conninfo, autocommit=True
                 ) as conn:
                     await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(NOTIFY_CHANNEL)))
+                    # One session lock per process (not per socket): its channels are alive.
+                    await conn.execute(
+                        "SELECT pg_try_advisory_lock(%s, hashtext(%s))",
+                        (ALIVE_LOCK_CLASS, self.client_prefix),
+                    )
+                    if reconnected:
+                        await self._rejoin(state)
+                    reconnected = True
                     caught_up = await self._catch_up(state)
                     delay = 0.5
                     async for notify in conn.notifies():
@@ -163,6 +199,22 @@ class PostgresChannelLayer(BaseChannelLayer):
                 logger.warning("channel layer listener: %s; reconnecting", type(exc).__name__)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_S)
+
+    async def _rejoin(self, state: _LoopState) -> None:
+        """After an outage: put back group rows another process's janitor may have removed
+        while this process held no lock."""
+        rows = [(key, channel) for channel, keys in state.groups.items() for key in keys]
+        if not rows:
+            return
+        pool = await self._pool()
+        async with pool.connection() as conn, conn.cursor() as cursor:
+            await cursor.executemany(
+                sql.SQL(
+                    "INSERT INTO {0} (group_key, channel, expire) SELECT %s, %s, %s WHERE NOT"
+                    " EXISTS (SELECT 1 FROM {0} WHERE group_key = %s AND channel = %s)"
+                ).format(GROUPS),
+                [(key, channel, _now() + GROUP_ROW_TTL, key, channel) for key, channel in rows],
+            )
 
     async def _catch_up(self, state: _LoopState) -> set[int]:
         """Queue what local channels were sent while nobody listened (start, outage)."""
@@ -204,12 +256,32 @@ class PostgresChannelLayer(BaseChannelLayer):
             logger.warning("channel %s is full: message dropped", channel)
 
     async def _janitor(self) -> None:
+        """Every ``janitor_interval``: expired messages, and group rows of dead processes."""
+        grace = timedelta(seconds=2 * self.janitor_interval)
         while True:
-            await asyncio.sleep(JANITOR_INTERVAL_S)
-            with contextlib.suppress(Exception):
+            await asyncio.sleep(self.janitor_interval)
+            try:
                 await self._execute(
                     sql.SQL("DELETE FROM {} WHERE expire < %s").format(MESSAGES), (_now(),)
                 )
+                await self._execute(
+                    sql.SQL(
+                        "DELETE FROM {} g WHERE g.expire < %s AND g.channel ~ %s AND NOT EXISTS ("
+                        " SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory'"
+                        " AND l.database = (SELECT oid FROM pg_database"
+                        " WHERE datname = current_database())"
+                        " AND l.classid = %s::oid AND l.objsubid = 2 AND l.objid ="
+                        " (hashtext(substring(g.channel from %s))::bigint & 4294967295)::oid)"
+                    ).format(GROUPS),
+                    (
+                        _now() + GROUP_ROW_TTL - grace,
+                        CHANNEL_PROCESS,
+                        ALIVE_LOCK_CLASS,
+                        CHANNEL_PROCESS,
+                    ),
+                )
+            except Exception as exc:  # the database is away: next round
+                logger.warning("channel layer janitor: %s", type(exc).__name__)
 
     # -- channel layer API -----------------------------------------------------------------
 
@@ -260,7 +332,19 @@ class PostgresChannelLayer(BaseChannelLayer):
             # The receiver is gone (the consumer ended): so is its channel.
             if local and state.queues.get(channel) is queue:
                 del state.queues[channel]
+                if state.groups.pop(channel, None):  # never discarded: remove its rows
+                    task = asyncio.get_running_loop().create_task(self._forget(channel))
+                    _background.add(task)
+                    task.add_done_callback(_background.discard)
             raise
+
+    async def _forget(self, channel: str) -> None:
+        try:
+            await self._execute(
+                sql.SQL("DELETE FROM {} WHERE channel = %s").format(GROUPS), (channel,)
+            )
+        except Exception as exc:  # the janitor removes them once the process is gone
+            logger.warning("channel layer: could not forget %s: %s", channel, type(exc).__name__)
 
     async def flush(self) -> None:
         await self._execute(sql.SQL("TRUNCATE TABLE {}, {}").format(MESSAGES, GROUPS))
@@ -272,8 +356,10 @@ class PostgresChannelLayer(BaseChannelLayer):
             sql.SQL("INSERT INTO {} (group_key, channel, expire) VALUES (%s, %s, %s)").format(
                 GROUPS
             ),
-            (self._group_key(group), channel, _now() + timedelta(days=1)),
+            (self._group_key(group), channel, _now() + GROUP_ROW_TTL),
         )
+        if channel in self._state().queues:
+            self._state().groups.setdefault(channel, set()).add(self._group_key(group))
 
     async def group_discard(self, group: str, channel: str) -> None:
         self.require_valid_group_name(group)
@@ -282,6 +368,7 @@ class PostgresChannelLayer(BaseChannelLayer):
             sql.SQL("DELETE FROM {} WHERE group_key = %s AND channel = %s").format(GROUPS),
             (self._group_key(group), channel),
         )
+        self._state().groups.get(channel, set()).discard(self._group_key(group))
 
     async def group_send(self, group: str, message: dict) -> None:
         self.require_valid_group_name(group)
@@ -313,13 +400,14 @@ class PostgresChannelLayer(BaseChannelLayer):
         return len(self._state().queues)
 
     async def close(self) -> None:
-        """Stop the running loop's listener and janitor, and close its pool."""
-        state = self._states.pop(asyncio.get_running_loop(), None)
-        if state is None:
-            return
-        tasks = [task for task in (state.listener, state.janitor) if task is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if state.pool is not None:
-            await state.pool.close(timeout=2)
+        """Stop the running loop's listeners and janitors, and close its pools (every
+        instance's: tests and process shutdown)."""
+        loop = asyncio.get_running_loop()
+        states = [layer._states.pop(loop, None) for layer in list(_instances)]
+        for state in filter(None, states):
+            tasks = [task for task in (state.listener, state.janitor) if task is not None]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for pool in _pools.pop(loop, {}).values():
+            await pool.close(timeout=2)

@@ -13,6 +13,7 @@ from rest_framework import exceptions, pagination, status
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from gtvision.errors import QuotaExceeded
 from gtvision.parsers import RequestTooLarge
 
 
@@ -71,11 +72,21 @@ class Conflict(exceptions.APIException):
         self.extra = extra
 
 
+class QuotaReached(exceptions.APIException):
+    """429: a quota (``gtvision.errors.QuotaExceeded``) is reached; the detail says which."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_detail = _("A quota is reached.")
+    default_code = "quota_exceeded"
+
+
 def exception_handler(exc: Exception, context: dict) -> Any:
     """DRF's handler, with every error body a JSON object: 409 carries its extra fields, and
     a validation error raised without a field (a list) goes under ``non_field_errors``."""
     if isinstance(exc, RequestDataTooBig):  # Django read the body first: the same 413
         exc = RequestTooLarge()
+    if isinstance(exc, QuotaExceeded):  # a domain error of a service: 429
+        exc = QuotaReached(str(exc))
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -116,6 +127,7 @@ ERROR_RESPONSES: dict[str, tuple[str, str]] = {
     "429": ("Error", "Too many requests, or a quota is reached: try again later."),
 }
 UNSAFE_METHODS = {"post", "put", "patch", "delete"}
+DIGITS = {"type": "string", "pattern": "^\\d+$"}
 PUBLIC_OPERATIONS = {"/api/auth/token/", "/api/auth/token/refresh/"}
 
 
@@ -127,6 +139,10 @@ def add_error_responses(result: dict, generator: Any, request: Any, public: bool
         for method, operation in item.items():
             if method not in UNSAFE_METHODS | {"get"}:
                 continue
+            for parameter in operation.get("parameters", []):
+                # ids are integers (SPEC §2), also where a route's regex is ``\d+``
+                if parameter.get("in") == "path" and parameter.get("schema") == DIGITS:
+                    parameter["schema"] = {"type": "integer"}
             codes = {"400", "401", "404", "429"}
             if path not in PUBLIC_OPERATIONS:
                 codes |= {"403"}

@@ -228,3 +228,26 @@ class ClipDone(Event):
     duration_s: float | None
     sha256: str
     error: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LprRead(Event):
+    """A vehicle's plate was read (one per pass)."""
+
+    type: str = field(default="lpr.read", init=False)
+    read_id: int
+    plate: str
+    format: str
+    confidence: float
+    bbox: list[int]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LprAlert(Event):
+    """A read plate is on the prefeitura's watchlist."""
+
+    type: str = field(default="lpr.alert", init=False)
+    plate: str
+    read_id: int
+    watchlist_id: int
+    reason: str

@@ -290,6 +290,8 @@ else:
                 "AUTOCOMMIT": True,
                 "ATOMIC_REQUESTS": False,
                 "CONN_MAX_AGE": 0,
+                # Expired messages and group rows of dead processes: removed this often.
+                "janitor_interval": env_float("CHANNEL_LAYER_JANITOR_S", 30.0),
             },
         }
     }

@@ -8,6 +8,10 @@ segment rows that say where their file is (``Segment.location``, or the canonica
   start and FFmpeg reads a duration from it (without overlapping an indexed segment), and
   deletes it otherwise. Orphans waiting in ``incoming/`` go through the indexer itself.
 
+Exported clips too (``CLIPS_DIR``): a DONE clip whose file is gone becomes FAILED (its row
+stays: its creation is audited); a clip file (or an export's leftover) of no clip, or of a
+clip not DONE and no longer exporting, is deleted.
+
 Never touched: any file modified in the last ``FOOTAGE_CHECK_GRACE_S`` seconds (a file being
 written or copied), the newest file of ``incoming/`` unless it is older than a whole segment
 (``RECORDING_SEGMENT_MAX_SECONDS``: the segment FFmpeg has open), ``segments.csv``, and rows
@@ -21,16 +25,18 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.utils.translation import gettext as _
 
 from cidades.models import Camera
-from recordings import indexer, storage
-from recordings.models import Segment
+from recordings import indexer, services, storage
+from recordings.models import Clip, Segment
 
 logger = logging.getLogger(__name__)
 
@@ -71,17 +77,67 @@ class CameraReport:
 
 def check(*, repair: bool = False) -> list[CameraReport]:
     """Reports of the cameras whose footage disagrees (all of them clean: ``[]``)."""
-    camera_ids = set(Camera.objects.values_list("pk", flat=True))
-    on_disk = set(storage.camera_ids_on_disk())
-    with_rows = set(Segment.objects.values_list("camera_id", flat=True).distinct())
+    camera_ids = set(Camera.objects.values_list("pk", flat=True))  # rows die with their camera
     reports = []
-    for camera_id in sorted(on_disk | with_rows):
+    for camera_id in sorted(camera_ids | set(storage.camera_ids_on_disk())):
         report = check_camera(camera_id, known=camera_id in camera_ids, repair=repair)
         if not report.clean:
             reports.append(report)
             for line in report.lines():
                 logger.warning("check_footage: %s", line)
     return reports
+
+
+CLIP_FILE = re.compile(r"^clip-(\d+)\.mp4(\.part|\.ffconcat)?$")
+
+
+@dataclass
+class ClipReport:
+    missing: list[int] = field(default_factory=list)  # DONE clips without their file
+    orphans: list[str] = field(default_factory=list)  # file names under CLIPS_DIR
+
+    @property
+    def clean(self) -> bool:
+        return not (self.missing or self.orphans)
+
+    def lines(self) -> list[str]:
+        out = [f"clip {pk}: no file" for pk in self.missing]
+        return out + [f"clips: file {name} has no clip" for name in self.orphans]
+
+
+def check_clips(*, repair: bool = False) -> ClipReport:
+    """Clip files against clip rows (the same rules as the footage's)."""
+    report = ClipReport()
+    root = Path(settings.CLIPS_DIR)
+    now = time.time()
+    files: dict[str, int | None] = {}
+    if root.is_dir():
+        for entry in os.scandir(root):
+            try:
+                if not entry.is_file() or _untouchable(entry.stat().st_mtime, now):
+                    continue
+            except FileNotFoundError:
+                continue
+            match = CLIP_FILE.match(entry.name)
+            files[entry.name] = int(match.group(1)) if match else None
+    ids = {pk for pk in files.values() if pk is not None}
+    status = dict(Clip.objects.filter(pk__in=ids).values_list("pk", "status"))
+    for name, pk in sorted(files.items()):
+        temporary = not name.endswith(".mp4")
+        wanted = Clip.Status.RUNNING if temporary else Clip.Status.DONE
+        if pk is None or status.get(pk) not in {wanted, Clip.Status.RUNNING}:
+            report.orphans.append(name)
+    done = Clip.objects.filter(status=Clip.Status.DONE).values_list("pk", flat=True)
+    report.missing = [pk for pk in done if not storage.clip_path(pk).exists()]
+    if repair:
+        for name in report.orphans:
+            storage.unlink(root / name)
+        for clip in Clip.objects.select_related("camera").filter(pk__in=report.missing):
+            if not storage.clip_path(clip.pk).exists():
+                services.fail_clip(clip, _("The exported file was lost."))
+    for line in report.lines():
+        logger.warning("check_footage: %s", line)
+    return report
 
 
 def _untouchable(mtime: float, now: float) -> bool:
@@ -190,11 +246,19 @@ def _adopt_orphans(report: CameraReport, archived: set[str], waiting: list[Path]
 
 
 def _remove_empty_dirs(camera_id: int, *, known: bool) -> None:
-    """Empty day directories go; so does an unknown camera's emptied directory."""
+    """Empty directories go (not one made in the grace period, nor ``incoming/``); so does
+    an unknown camera's emptied directory."""
     camera = storage.camera_dir(camera_id)
+    now = time.time()
     for directory, _dirs, _files in os.walk(camera, topdown=False):
         path = Path(directory)
-        if path != camera and (path.name != storage.INCOMING or not known):
-            storage.remove_empty_parents(path, camera)
+        if path == camera or (path.name == storage.INCOMING and known):
+            continue
+        try:
+            if _untouchable(path.stat().st_mtime, now):
+                continue  # just made, e.g. by the indexer about to move a file into it
+        except FileNotFoundError:
+            continue
+        storage.remove_empty_parents(path, camera)
     if not known:
         storage.remove_empty_parents(camera, storage.recordings_root())

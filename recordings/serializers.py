@@ -47,7 +47,9 @@ class ClipSerializer(serializers.ModelSerializer):
     camera_id = serializers.IntegerField(min_value=1)
     start = AwareDateTimeField()
     end = AwareDateTimeField()
-    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+    created_by = serializers.CharField(
+        source="created_by.username", read_only=True, default=None, allow_null=True
+    )
 
     class Meta:
         model = Clip

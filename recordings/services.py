@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import QuerySet, Sum
 from django.http import HttpRequest
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework.exceptions import ValidationError
@@ -16,6 +18,7 @@ from admin_ctx.models import User
 from cidades.models import Camera
 from gtvision import events
 from gtvision.api import Conflict
+from gtvision.errors import QuotaExceeded
 from recordings import storage
 from recordings.models import Clip, Recording, Segment
 
@@ -130,7 +133,8 @@ def create_clip(
     actor: User | None,
     request: HttpRequest | None = None,
 ) -> Clip:
-    """Queue the export of ``[start, end]``; 400 unless it is a recorded, short enough range."""
+    """Queue the export of ``[start, end]``; 400 unless it is a recorded, short enough range,
+    ``QuotaExceeded`` (429) past the clip quotas."""
     from recordings.tasks import build_clip  # tasks -> clips -> services: import when used
 
     limit = settings.CLIP_MAX_SECONDS
@@ -138,9 +142,11 @@ def create_clip(
         raise ValidationError({"end": [_("End must be after start.")]})
     if (end - start).total_seconds() > limit:
         raise ValidationError({"end": [_("A clip lasts at most %(n)d seconds.") % {"n": limit}]})
-    if not Segment.objects.filter(camera=camera).overlapping(start, end).exists():
+    recorded = Segment.objects.filter(camera=camera).overlapping(start, end)
+    if not recorded.exists():
         raise ValidationError({"start": [_("Nothing was recorded in this period.")]})
     with transaction.atomic():
+        _check_clip_quotas(camera, actor, recorded)
         clip = Clip.objects.create(
             camera=camera,
             start=start,
@@ -154,6 +160,53 @@ def create_clip(
         audit.record("clip.create", actor=actor, request=request, target=camera, details=details)
         _clip_progress_event(clip)
     return clip
+
+
+CLIP_QUOTA_LOCK = 0x67747163  # pg_advisory_xact_lock(class, prefeitura_id): "gtqc"
+
+
+def _check_clip_quotas(camera: Camera, actor: User | None, recorded: QuerySet[Segment]) -> None:
+    """Raise ``QuotaExceeded`` past the exports waiting or running per user and per
+    prefeitura, or past the prefeitura's clip storage (kept clips plus this one, estimated
+    from its footage). Holds the prefeitura's lock until the caller's transaction ends, so
+    concurrent requests cannot both take the last place."""
+    prefeitura_id = camera.prefeitura_id
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [CLIP_QUOTA_LOCK, prefeitura_id])
+    active = Clip.objects.filter(status__in=[Clip.Status.PENDING, Clip.Status.RUNNING])
+    limit = settings.CLIP_MAX_PENDING_PER_USER
+    if actor is not None and active.filter(created_by=actor).count() >= limit:
+        raise QuotaExceeded(
+            _("You already have %(n)d clip exports waiting or running: wait for one to finish.")
+            % {"n": limit}
+        )
+    limit = settings.CLIP_MAX_PENDING_PER_PREFEITURA
+    if active.filter(camera__prefeitura_id=prefeitura_id).count() >= limit:
+        raise QuotaExceeded(
+            _(
+                "This prefeitura already has %(n)d clip exports waiting or running: try again "
+                "when one finishes."
+            )
+            % {"n": limit}
+        )
+    limit = settings.CLIP_MAX_BYTES_PER_PREFEITURA
+    kept = (
+        Clip.objects.filter(
+            camera__prefeitura_id=prefeitura_id,
+            status=Clip.Status.DONE,
+            expires_at__gt=timezone.now(),
+        ).aggregate(total=Sum("size_bytes"))["total"]
+        or 0
+    )
+    estimate = recorded.aggregate(total=Sum("size_bytes"))["total"] or 0
+    if kept + estimate > limit:
+        raise QuotaExceeded(
+            _(
+                "The clips of this prefeitura take %(used)s of the %(limit)s allowed: wait for "
+                "old clips to expire."
+            )
+            % {"used": filesizeformat(kept), "limit": filesizeformat(limit)}
+        )
 
 
 def _clip_progress_event(clip: Clip) -> None:

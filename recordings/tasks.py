@@ -23,6 +23,7 @@ def apply_retention(timestamp: int) -> None:
 def check_footage(timestamp: int) -> None:
     """Hourly: files on disk = rows (``manage.py check_footage --repair``)."""
     footage.check(repair=True)
+    footage.check_clips(repair=True)
 
 
 @app.periodic(cron="7 * * * *")

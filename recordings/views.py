@@ -283,8 +283,8 @@ class SnapshotView(CameraRecordingView):
         segment, offset = found
         try:
             jpeg = media.snapshot(storage.segment_file(segment), offset)
-        except media.MediaError as exc:
-            raise exceptions.APIException(_("Could not read the recording.")) from exc
+        except media.MediaError as exc:  # a damaged file: no frame there, not a server fault
+            raise exceptions.NotFound(_("No frame could be read from the recording.")) from exc
         frame_at = segment.start + timedelta(seconds=max(offset, 0.0))
         services.audit_playback(
             camera, frame_at, frame_at, actor=request.user, request=request, kind="snapshot"

@@ -108,6 +108,7 @@ class StreamViewSet(viewsets.ReadOnlyModelViewSet):
     def urls(self, request, pk=None):
         stream = self.get_object()
         services.audit_view(stream, actor=request.user, request=request)
+        services.touch_viewed(stream)
         return Response(engine.stream_urls(stream, request.user, request))
 
     @extend_schema(responses=StreamMetricsSerializer)

@@ -66,7 +66,7 @@ def media(settings, media_root, tenants):
     segment = Segment.objects.create(
         camera=camera, start=start, end=start + timedelta(seconds=4), size_bytes=188
     )
-    path = storage.archive_path(camera.pk, segment.start)
+    path = storage.segment_file(segment)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\x47" + b"\x00" * 187)
     stream = Stream.objects.create(camera=camera, status=Stream.Status.RUNNING)

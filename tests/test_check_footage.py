@@ -19,7 +19,7 @@ from django.db import connection
 from django.utils import timezone
 
 from recordings import footage, retention, storage, tasks
-from recordings.models import Segment
+from recordings.models import Clip, Segment
 from streaming.ffmpeg import SEGMENT_LIST
 from testcamera import INSTALL_HINT, TestCamera
 from tests.factories import CameraFactory
@@ -161,7 +161,42 @@ def test_check_reports_then_repairs_rows_and_files_not_written_by_our_code(db, s
     assert files_on_disk() == files_of_rows()
     assert footage.check(repair=True) == []
     call_command("check_footage")
-    assert capsys.readouterr().out.strip() == "0 rows without a file, 0 files without a row"
+    assert capsys.readouterr().out.strip() == (
+        "0 rows without a file, 0 files without a row; clips: 0 without a file, 0 stray files"
+    )
+
+
+def test_clip_files_and_rows_are_reconciled_too(db, capsys):
+    camera = CameraFactory()
+    start = ago(hours=1)
+
+    def clip(status: str, with_file: bool) -> Clip:
+        row = Clip.objects.create(
+            camera=camera, start=start, end=start + timedelta(seconds=5), status=status,
+            expires_at=timezone.now() + timedelta(days=1),
+        )  # fmt: skip
+        if with_file:
+            storage.clip_path(row.pk).write_bytes(b"mp4")
+        return row
+
+    kept = clip(Clip.Status.DONE, True)
+    lost = clip(Clip.Status.DONE, False)
+    running = clip(Clip.Status.RUNNING, False)
+    partial = storage.clip_path(running.pk).with_suffix(".mp4.part")
+    partial.write_bytes(b"being exported")
+    failed = clip(Clip.Status.FAILED, False)
+    strays = [storage.clip_path(failed.pk), storage.clip_path(999999), storage.clips_root() / "x"]
+    for path in strays:
+        path.write_bytes(b"stray")
+
+    call_command("check_footage")
+    assert "clips: 1 without a file, 3 stray files" in capsys.readouterr().out
+    call_command("check_footage", "--repair")
+    lost.refresh_from_db()
+    assert lost.status == Clip.Status.FAILED and lost.error
+    assert storage.clip_path(kept.pk).exists() and partial.exists()
+    assert not any(path.exists() for path in strays)
+    assert footage.check_clips().clean
 
 
 def test_a_file_being_written_or_copied_is_never_touched(db, sample, settings):

@@ -153,15 +153,19 @@ def test_a_slow_download_keeps_server_memory_bounded_and_ranges_work(settings):
         auth = bearer(user)
         download = f"/api/clips/{clip.pk}/download"
         # ranges: a slice, the tail, and one out of bounds
-        part = requests.get(f"{url}{download}", headers={**auth, "Range": "bytes=1000-2999"})
+        part = requests.get(
+            f"{url}{download}", headers={**auth, "Range": "bytes=1000-2999"}, timeout=30
+        )
         assert part.status_code == 206 and len(part.content) == 2000
         with path.open("rb") as handle:
             handle.seek(1000)
             assert part.content == handle.read(2000)
         assert part.headers["Content-Range"] == f"bytes 1000-2999/{size}"
-        tail = requests.get(f"{url}{download}", headers={**auth, "Range": "bytes=-10"})
+        tail = requests.get(f"{url}{download}", headers={**auth, "Range": "bytes=-10"}, timeout=30)
         assert tail.status_code == 206 and tail.headers["Content-Range"].endswith(f"/{size}")
-        beyond = requests.get(f"{url}{download}", headers={**auth, "Range": f"bytes={size}-"})
+        beyond = requests.get(
+            f"{url}{download}", headers={**auth, "Range": f"bytes={size}-"}, timeout=30
+        )
         assert beyond.status_code == 416
 
         baseline = rss_bytes(web.process.pid)

@@ -52,6 +52,7 @@ def web(django_db_setup, django_db_blocker, tmp_path_factory):
         "GTV_LIVE_DIR": str(data / "live"),
         "GTV_RECORDINGS_DIR": str(data / "recordings"),
         "GTV_CLIPS_DIR": str(data / "clips"),
+        "CHANNEL_LAYER_JANITOR_S": "1",  # its janitor runs through every test here
     }
     with django_db_blocker.unblock(), running_web(**env) as (url, process):
         yield url, process
@@ -331,13 +332,15 @@ async def _churn(url: str, count: int, concurrency: int) -> int:
     return done
 
 
-async def _settled(groups: int) -> dict[str, int]:
-    """The database load once in-flight work is done (``groups`` group rows expected)."""
+async def _settled(groups: int, locks: int | None = None) -> dict[str, int]:
+    """The database load once in-flight work is done: ``groups`` group rows, and at most
+    ``locks`` locks if given."""
     load = sync_to_async(_database_load)
     deadline = time.monotonic() + 15
     while True:
         now = await load()
-        if (now["locks"] == 0 and now["groups"] == groups) or time.monotonic() > deadline:
+        done = now["groups"] == groups and (locks is None or now["locks"] <= locks)
+        if done or time.monotonic() > deadline:
             return now
         await asyncio.sleep(0.3)
 
@@ -357,9 +360,33 @@ async def test_connect_disconnect_churn_leaks_no_locks_connections_or_groups(web
     assert await _churn(url, CHURN, CHURN_CONCURRENCY) == CHURN
     print(f"{CHURN} connects in {time.monotonic() - started:.1f} s")
     await ping(keeper)  # the layer still delivers to the socket that stayed
-    after = await _settled(groups=2)  # the keeper's: its user's and its prefeitura's
+    after = await _settled(groups=2, locks=before["locks"])  # the keeper's 2 groups
     assert after["locks"] <= before["locks"], (before, after)
     assert after["groups"] == 2, (before, after)
     assert after["connections"] <= before["connections"] + 5, (before, after)
     await keeper.close()
     assert (await _settled(groups=0))["groups"] == 0
+
+
+async def test_group_rows_of_a_killed_server_are_removed_and_live_ones_kept(web):
+    """A Daphne killed with its sockets open leaves no group rows behind (no row and no NOTIFY
+    per event for sockets that are gone); a live server's rows stay."""
+    prefeitura = await create(PrefeituraFactory)
+    user = await create(UserFactory, prefeitura=prefeitura)
+    camera = await create(CameraFactory, prefeitura=prefeitura)
+    count = sync_to_async(lambda: _database_load()["groups"])
+    assert await count() == 0
+    with running_web(CHANNEL_LAYER_JANITOR_S="1") as doomed:
+        orphans = [await opened(ws_url(doomed, "ws/events", user)) for _ in range(3)]
+        survivor = await opened(ws_url(web, "ws/events", user))
+        assert await count() == 8  # 4 sockets x (user, prefeitura)
+        doomed[1].process.kill()
+        doomed[1].process.wait()
+    assert (await _settled(groups=2))["groups"] == 2
+    await asyncio.sleep(2.5)  # more janitor rounds: the live server's rows stay
+    assert await count() == 2
+    await sync_to_async(camera_services.update_camera)(camera, actor=user, data={"name": "Vivo"})
+    assert (await next_event(survivor))["name"] == "Vivo"
+    await ping(survivor)
+    for socket in [*orphans, survivor]:
+        await socket.close()

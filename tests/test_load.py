@@ -13,6 +13,7 @@ its pool and go back to the baseline afterwards. No figure of speed is asserted.
 from __future__ import annotations
 
 import itertools
+import secrets
 import threading
 import time
 from collections import Counter
@@ -221,3 +222,47 @@ def test_100_concurrent_users_no_errors_and_bounded_connections():
         assert idle_in_transaction == 0
     wait_for(lambda: sampler.count() == 0, timeout=30, step=0.3)  # the server let go of all
     sampler.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pooled_connection_goes_back_without_its_session_locks():
+    """A session advisory lock (the media supervisor's single-instance lock) does not stay
+    taken by an idle pooled connection after its borrower gave the connection back."""
+    assert connection.pool is not None
+    key = secrets.randbelow(2**62)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid(), pg_try_advisory_lock(%s)", [key])
+        pid, locked = cursor.fetchone()
+    assert locked
+    connection.close()  # back to the pool: the session itself stays open
+    sampler = ConnectionSampler()
+    try:
+
+        def held() -> int:
+            return sampler.conn.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = %s", [pid]
+            ).fetchone()[0]
+
+        wait_for(lambda: held() == 0, timeout=10, step=0.05)
+        alive = sampler.conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid]
+        ).fetchone()[0]
+        assert alive == 1  # pooled, not closed
+        assert sampler.conn.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0]
+    finally:
+        sampler.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_supervisor_waker_connects_outside_the_pool():
+    """The media supervisor's LISTEN connection is built from the pooled settings."""
+    from streaming.supervisor.loop import Waker
+
+    waker = Waker()
+    try:
+        waker.wait(threading.Event(), 0.05)
+        assert waker.conn is not None and not waker.conn.closed
+        row = waker.conn.execute("SELECT count(*) FROM pg_listening_channels()").fetchone()
+        assert row[0] == 1
+    finally:
+        waker.close()

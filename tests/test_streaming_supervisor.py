@@ -275,3 +275,57 @@ def test_supervisor_records_indexes_and_stops(camera_server, supervisor, setting
     detail = client.get(f"/api/recordings/{recording_id}").json()
     assert detail["status"] == "STOPPED" and detail["segment_count"] >= 3
     assert Recording.objects.filter(camera_id=camera.pk, status="RECORDING").count() == 0
+
+
+def test_one_bad_camera_row_fails_alone(client, camera_server, supervisor, settings):
+    """An undecryptable URL and a recording directory that cannot be created are those
+    cameras' errors (credential-free, pt-BR, visible in the API); the others keep running
+    and the heartbeat stays fresh."""
+    from recordings import storage
+    from streaming.supervisor.jobs import CameraFault
+
+    settings.SUPERVISOR_HEARTBEAT_STALE_S = 5
+    operador = UserFactory()
+    prefeitura = operador.prefeitura
+    undecryptable = CameraFactory(
+        prefeitura=prefeitura, source_url=camera_server.url("cam2"), recording_enabled=False
+    )
+    Camera.objects.filter(pk=undecryptable.pk).update(source_url_encrypted="gAAAAAB-damaged")
+    bad_stream = start_stream(operador, undecryptable)  # first: reconciled before the good one
+    good = CameraFactory(
+        prefeitura=prefeitura, source_url=camera_server.url("cam1"), recording_enabled=False
+    )
+    good_stream = start_stream(operador, good)
+    supervisor()
+    recorded_only = CameraFactory(prefeitura=prefeitura, source_url=camera_server.url("cam2"))
+    storage.recordings_root().mkdir(parents=True, exist_ok=True)
+    storage.camera_dir(recorded_only.pk).write_text("a file where its directory should be")
+
+    wait_for(lambda: stream_status(good_stream) == "RUNNING")
+    wait_for(lambda: stream_status(bad_stream) == "ERROR")
+    api = client_for(operador)
+    detail = api.get(f"/api/streams/{bad_stream}").json()
+    assert detail["last_error"] == pt_br(CameraFault.UNREADABLE_URL)
+    assert PASSWORD not in detail["last_error"]
+
+    def recorder_error():
+        rows = api.get("/api/recorders", {"camera_id": recorded_only.pk}).json()["results"]
+        return rows and rows[0]["status"] == "ERROR" and rows[0]
+
+    row = wait_for(recorder_error)
+    assert row["last_error"] == pt_br(CameraFault.NO_DIRECTORY)
+    assert api.get(f"/api/recorders/{recorded_only.pk}").json()["status"] == "ERROR"
+    assert api.get(f"/api/cameras/{recorded_only.pk}/").json()["status"] == "error"
+    assert api.get(f"/api/cameras/{undecryptable.pk}/").json()["status"] == "error"
+    outsider = UserFactory(prefeitura=PrefeituraFactory())
+    assert client_for(outsider).get(f"/api/recorders/{recorded_only.pk}").status_code == 404
+    assert client_for(outsider).get("/api/recorders").json()["results"] == []
+
+    # (/health as a whole also needs a job worker, which this test does not run)
+    assert client.get("/health").json()["checks"]["media_supervisor"]["ok"] is True
+    assert stream_status(good_stream) == "RUNNING"
+
+    # fixed rows recover by themselves
+    storage.camera_dir(recorded_only.pk).unlink()
+    wait_for(lambda: api.get(f"/api/recorders/{recorded_only.pk}").json()["status"] == "RUNNING")
+    assert api.get(f"/api/cameras/{recorded_only.pk}/").json()["status"] == "online"

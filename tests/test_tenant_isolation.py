@@ -24,7 +24,7 @@ from admin_ctx import audit
 from recordings import storage
 from recordings.models import Clip, Recording, Segment
 from streaming import engine
-from streaming.models import Stream
+from streaming.models import RecorderStatus, Stream
 from tests.conftest import client_for
 
 NOT_TENANT_DATA = {
@@ -47,7 +47,7 @@ def make_segment(camera, start) -> Segment:
     segment = Segment.objects.create(
         camera=camera, start=start, end=start + timedelta(seconds=4), size_bytes=188 * 4
     )
-    path = storage.archive_path(camera.pk, segment.start)
+    path = storage.segment_file(segment)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\x47" + b"\x00" * 187)
     return segment
@@ -77,6 +77,9 @@ def build_world(tenants) -> World:
             expires_at=timezone.now() + timedelta(days=1),
         ),
         "audit": audit.record("camera.update", actor=b["gestor"], target=b["camera"]),
+        "recorders": RecorderStatus.objects.create(
+            camera=b["camera"], status=RecorderStatus.Status.ERROR, last_error="x"
+        ),
     }
     return world
 
@@ -133,7 +136,10 @@ def kind_of(route: str) -> str | None:
     return resource if resource in KINDS else None
 
 
-KINDS = {"prefeituras", "cameras", "users", "streams", "recordings", "segments", "clips", "audit"}
+KINDS = {
+    "prefeituras", "cameras", "users", "streams", "recordings", "segments", "clips", "audit",
+    "recorders",
+}  # fmt: skip
 
 
 def fill(route: str, obj) -> str:

@@ -173,7 +173,15 @@
     return match ? decodeURIComponent(match[1]) : "";
   }
 
+  // Logging out closes this page's WebSocket (4401) before the logout's response arrives:
+  // let the form's own navigation finish instead of asking to sign in again.
+  let leaving = false;
+  document.querySelectorAll(".logout-form").forEach((form) => {
+    form.addEventListener("submit", () => { leaving = true; });
+  });
+
   function loginAgain() {
+    if (leaving) return;
     announce(t("Session expired: sign in again."));
     window.location.assign(`/?next=${encodeURIComponent(window.location.pathname + window.location.search)}`);
   }

@@ -85,3 +85,20 @@ def rtsp_pulls(port: int) -> int:
             if fields[2] == target and fields[3] == "01":  # remote address, ESTABLISHED
                 count += 1
     return count
+
+
+def ffmpeg_of(supervisor_pids: Iterable[int]) -> list[int]:
+    """PIDs of live FFmpeg processes started by any of these media supervisors (orphans too)."""
+    wanted = {f"GTV_SUPERVISOR_PID={pid}".encode() for pid in supervisor_pids}
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            environ = set(Path(f"/proc/{name}/environ").read_bytes().split(b"\0"))
+            state = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if environ & wanted and state != "Z":
+            found.append(int(name))
+    return found

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand
 
 from cidades.models import Camera
 from recordings import indexer, services, storage
-from streaming.process import sweep_orphans
+from streaming.process import sweep_orphans, sweep_source_files
 from streaming.supervisor.embedded import EmbeddedRunner
 from streaming.supervisor.loop import Supervisor
 
@@ -27,6 +27,10 @@ class Command(BaseCommand):
         killed = sweep_orphans(MARKER)
         if killed:
             logger.warning("killed %d FFmpeg left by a previous supervisor", killed)
+        # Source files (camera URLs) a killed supervisor left behind: no leftovers.
+        swept = sweep_source_files(settings.MEDIA_RUN_DIR)
+        if swept:
+            logger.info("removed the FFmpeg source files of %d stopped supervisor(s)", swept)
         # What was written while no supervisor ran is indexed before any FFmpeg starts.
         indexed = indexer.catch_up()
         if indexed:

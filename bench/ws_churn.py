@@ -1,0 +1,162 @@
+"""WebSocket churn: connect, ping, disconnect ``ws/events``, many times, on the default layer.
+
+``--ws-churn`` WebSocket clients (the ``websockets`` library, ``--ws-churn-concurrency`` at a
+time, from the bench process) each open ``ws/events?token=<JWT>`` on Daphne (channels on the
+PostgreSQL layer, ``gtvision/channel_layer.py``), send ``{"type": "ping"}``, wait for the pong
+and close. One more socket stays open through the churn and must still answer afterwards.
+Before and after (once in-flight work settled, at most 15 s): the locks held by the
+database's other sessions (``pg_locks``), its connections (``pg_stat_activity``), the
+layer's group rows and Daphne's memory (PSS). A warm-up of a few hundred connects brings the
+connection pools to their working size first. Upstream channels_postgres took one advisory
+lock per connect and never released it (20 clients reconnecting for a minute: ~16,000 locks,
+then "out of shared memory").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from bench.common import (
+    Context,
+    Daphne,
+    Section,
+    Verdict,
+    fmt,
+    log,
+    make_prefeitura,
+    make_user,
+    token_for,
+    tree_pss_mb,
+)
+
+TITLE = "7. WebSocket churn"
+WARMUP = 300
+SETTLE_S = 15.0
+
+
+def _load() -> dict[str, int]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE a.datname = current_database() AND l.pid <> pg_backend_pid()"
+        )
+        locks = cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        )
+        connections = cursor.fetchone()[0]
+        cursor.execute("SELECT count(*) FROM channels_postgres_groupchannel")
+        groups = cursor.fetchone()[0]
+    return {"locks": locks, "connections": connections, "groups": groups}
+
+
+def _settled(groups: int) -> dict[str, int]:
+    deadline = time.monotonic() + SETTLE_S
+    while True:
+        now = _load()
+        if (now["locks"] == 0 and now["groups"] == groups) or time.monotonic() > deadline:
+            return now
+        time.sleep(0.3)
+
+
+async def _churn(url: str, count: int, concurrency: int) -> tuple[int, int]:
+    """(connects that got their pong, failures)."""
+    from websockets.asyncio.client import connect
+
+    ok = failed = 0
+
+    async def worker(n: int) -> None:
+        nonlocal ok, failed
+        for _ in range(n):
+            try:
+                async with connect(url, open_timeout=30) as socket:
+                    await socket.send('{"type": "ping"}')
+                    if await asyncio.wait_for(socket.recv(), 30) == '{"type": "pong"}':
+                        ok += 1
+                        continue
+            except Exception as exc:
+                log(f"ws_churn: {type(exc).__name__}: {exc}")
+            failed += 1
+
+    share, extra = divmod(count, concurrency)
+    await asyncio.gather(*(worker(share + (i < extra)) for i in range(concurrency)))
+    return ok, failed
+
+
+async def _keeper_answers(url: str, run) -> tuple[tuple[int, int], bool]:
+    from websockets.asyncio.client import connect
+
+    async with connect(url, open_timeout=30) as keeper:
+        result = await run()
+        await keeper.send('{"type": "ping"}')
+        alive = await asyncio.wait_for(keeper.recv(), 30) == '{"type": "pong"}'
+    return result, alive
+
+
+def run(ctx: Context) -> Section:
+    args = ctx.args
+    count, concurrency = args.ws_churn, args.ws_churn_concurrency
+    section = Section(key="ws_churn", title=TITLE, method=__doc__.split("\n\n", 1)[1])
+    prefeitura = make_prefeitura("Bench churn")
+    user = make_user(prefeitura, "churn")
+    daphne = Daphne(ctx, name="daphne-churn").start()
+    try:
+        url = f"ws://127.0.0.1:{daphne.port}/ws/events?token={token_for(user)}"
+        asyncio.run(_churn(url, min(WARMUP, count), concurrency))
+        before = _settled(groups=0)
+        pss_before, _ = tree_pss_mb([daphne.proc.pid])
+        log(f"ws_churn: {count} connects, {concurrency} at a time")
+        started = time.monotonic()
+        (ok, failed), alive = asyncio.run(
+            _keeper_answers(url, lambda: _churn(url, count, concurrency))
+        )
+        seconds = time.monotonic() - started
+        after = _settled(groups=0)
+        pss_after, _ = tree_pss_mb([daphne.proc.pid])
+    finally:
+        daphne.stop()
+
+    rate = ok / seconds if seconds else float("nan")
+    section.columns = ["figure", "before", "after", "result"]
+    section.rows = [
+        ["connects (ping/pong, close)", "—", f"{ok:,} ok, {failed:,} failed",
+         "PASS" if failed == 0 else "MISS"],
+        ["connects/s", "—", fmt(rate, 0), "—"],
+        ["pg_locks (other sessions)", str(before["locks"]), str(after["locks"]),
+         "PASS" if after["locks"] <= before["locks"] else "MISS"],
+        ["connections (pg_stat_activity)", str(before["connections"]),
+         str(after["connections"]),
+         "PASS" if after["connections"] <= before["connections"] + 5 else "MISS"],
+        ["group rows", str(before["groups"]), str(after["groups"]),
+         "PASS" if after["groups"] == before["groups"] else "MISS"],
+        ["Daphne PSS", fmt(pss_before, 1, "MB"), fmt(pss_after, 1, "MB"), "—"],
+        ["socket open through the churn answers", "—", "yes" if alive else "no",
+         "PASS" if alive else "MISS"],
+    ]  # fmt: skip
+    flat = (
+        failed == 0
+        and alive
+        and after["locks"] <= before["locks"]
+        and after["connections"] <= before["connections"] + 5
+        and after["groups"] == before["groups"]
+    )
+    section.verdicts.append(
+        Verdict(
+            f"{count:,} WebSocket connects: pg_locks / connections / group rows",
+            f"{after['locks']} / {after['connections']} / {after['groups']}",
+            f"before {before['locks']} / {before['connections']} / {before['groups']}",
+            "—",
+            "flat (connections within the pools' sizes), no failed connect",
+            flat,
+        )
+    )
+    section.notes.append(
+        f"{count:,} connects in {seconds:.1f} s ({fmt(rate, 0)} connects/s, client and Daphne "
+        "on the same machine); a warm-up of "
+        f"{min(WARMUP, count)} connects before the 'before' figures."
+    )
+    return section
