@@ -22,8 +22,8 @@ from pathlib import Path
 
 from bench.common import PYTHON, ROOT, Context, Procs, Section, log
 
-BENCHMARKS = ["recording", "clips", "index", "events", "stream_start", "load", "ws_churn"]
-RUN_ORDER = ["clips", "stream_start", "events", "ws_churn", "load", "recording", "index"]
+BENCHMARKS = ["recording", "clips", "index", "events", "stream_start", "load", "ws_churn", "lpr"]
+RUN_ORDER = ["clips", "stream_start", "events", "ws_churn", "load", "recording", "index", "lpr"]
 TITLES = {
     "recording": "1. Recording cost",
     "clips": "2. Clip export",
@@ -32,6 +32,7 @@ TITLES = {
     "stream_start": "5. Stream start",
     "load": "6. HTTP load",
     "ws_churn": "7. WebSocket churn",
+    "lpr": "8. Licence-plate reading (LPR)",
 }
 
 SMOKE = {
@@ -52,6 +53,8 @@ SMOKE = {
     "load_users": "5,10",
     "load_requests": 60,
     "ws_churn": 300,
+    "lpr_plates": 2,
+    "lpr_distractor_seconds": 5.0,
 }
 
 
@@ -108,6 +111,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g = parser.add_argument_group("WebSocket churn")
     g.add_argument("--ws-churn", type=int, default=20_000, help="connects/disconnects")
     g.add_argument("--ws-churn-concurrency", type=int, default=20)
+    g = parser.add_argument_group("LPR")
+    g.add_argument("--lpr-plates", type=int, default=20, help="passes per set (clear, degraded)")
+    g.add_argument("--lpr-pass-seconds", type=float, default=2.0)
+    g.add_argument("--lpr-distractor-seconds", type=float, default=120.0)
     args = parser.parse_args(argv)
     if args.smoke:
         for key, value in SMOKE.items():

@@ -46,6 +46,7 @@ from psycopg import sql
 logger = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "channels_postgres_messages"
+APPLICATION_NAME = "gtvision-channel-layer"
 # A group row's ``expire`` is its creation + GROUP_ROW_TTL (never reached: rows go with their
 # socket, or with their process); the janitor spares rows younger than two of its rounds.
 GROUP_ROW_TTL = timedelta(days=1)
@@ -124,6 +125,7 @@ class PostgresChannelLayer(BaseChannelLayer):
         params = DatabaseWrapper(kwargs).get_connection_params()
         params.pop("cursor_factory", None)
         params.pop("context", None)
+        params.setdefault("application_name", APPLICATION_NAME)  # tells its sessions apart
         self.conninfo = psycopg.conninfo.make_conninfo("", **params)
         self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
             weakref.WeakKeyDictionary()

@@ -26,6 +26,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from gtvision import events
+from gtvision.metrics import WEBSOCKET_CONNECTIONS
 from gtvision.ws_auth import origin_allowed
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -51,6 +52,8 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
             self.groups_joined.append(group)
         await self.accept()
+        WEBSOCKET_CONNECTIONS.inc()
+        self.counted = True
 
     async def authorize(self) -> tuple[list[str], int | None]:
         """(groups to join, None), or ([], the close code of the refusal)."""
@@ -72,6 +75,9 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         return [events.prefeitura_group(user.prefeitura_id)]
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", False):
+            WEBSOCKET_CONNECTIONS.dec()
+            self.counted = False
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
         self.groups_joined = []

@@ -1,7 +1,12 @@
-"""Security middleware: proxy headers only from trusted proxies, Content-Security-Policy."""
+"""Security middleware: proxy headers only from trusted proxies, Content-Security-Policy;
+request ids, access log and HTTP latency (``RequestObservabilityMiddleware``)."""
 
 from __future__ import annotations
 
+import logging
+import re
+import time
+import uuid
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -73,3 +78,74 @@ class ContentSecurityPolicyMiddleware:
         if "Content-Security-Policy" not in response:
             response["Content-Security-Policy"] = build_policy(request)
         return response
+
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+access_logger = logging.getLogger("gtvision.request")
+
+
+def request_id_of(request: HttpRequest) -> str:
+    """The incoming ``X-Request-ID`` when it is sane (a proxy's or a client's), else a new one."""
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    return incoming if _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
+def _user_fields(request: HttpRequest) -> dict[str, int | None]:
+    user = getattr(request, "user", None)  # set by AuthenticationMiddleware, or by DRF's auth
+    if user is None or not getattr(user, "is_authenticated", False):
+        return {}
+    return {"user_id": user.pk, "prefeitura_id": getattr(user, "prefeitura_id", None)}
+
+
+class RequestObservabilityMiddleware:
+    """First in ``MIDDLEWARE``: a request id for each request (``X-Request-ID`` on the
+    response, ``request_id`` on every log record of the request), one access log line
+    (``gtvision.request``: method, path without query string, status, duration, route) and
+    the HTTP latency histogram by route (``gtvision.metrics.HTTP_LATENCY``)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from gtvision import logging_context
+        from gtvision.metrics import HTTP_LATENCY
+
+        request_id = request_id_of(request)
+        request.request_id = request_id
+        tokens = logging_context.set_fields(request_id=request_id, user_id=None, prefeitura_id=None)
+        started = time.perf_counter()
+        try:
+            response = self.get_response(request)
+            elapsed = time.perf_counter() - started
+            match = getattr(request, "resolver_match", None)
+            route = ("/" + match.route) if match is not None and match.route else "<unmatched>"
+            HTTP_LATENCY.labels(
+                route=route, method=request.method, status=f"{response.status_code // 100}xx"
+            ).observe(elapsed)
+            with logging_context.bind(**_user_fields(request)):
+                access_logger.info(
+                    "%s %s %s %.1f ms",
+                    request.method,
+                    request.path,
+                    response.status_code,
+                    elapsed * 1000,
+                    extra={
+                        "event": "http_request",
+                        "method": request.method,
+                        "path": request.path,
+                        "route": route,
+                        "status": response.status_code,
+                        "duration_ms": round(elapsed * 1000, 1),
+                    },
+                )
+            response[REQUEST_ID_HEADER] = request_id
+            return response
+        finally:
+            logging_context.reset(tokens)
+
+    def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs) -> None:
+        """After the authentication middleware: the session's user is on later records."""
+        from gtvision import logging_context
+
+        logging_context.set_fields(**_user_fields(request))

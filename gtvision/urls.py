@@ -29,6 +29,7 @@ api_urlpatterns = [
     ),
     path("", include("streaming.urls")),
     path("", include("recordings.urls")),
+    path("lpr/", include("lpr.urls")),
     path("", include(router.urls)),
 ]
 

@@ -1,12 +1,12 @@
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.db import connection
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
 from gtvision.login_guard import GuardedAuthenticationForm
+from gtvision.metrics import check_disk, check_recording_lag
 
 
 class LoginView(auth_views.LoginView):
@@ -67,7 +67,9 @@ def check_heartbeat(kind: str, stale_after_s: float, missing: str) -> dict:
 
 def check_supervisor() -> dict:
     return check_heartbeat(
-        "media-supervisor", settings.SUPERVISOR_HEARTBEAT_STALE_S, "no media supervisor has reported"
+        "media-supervisor",
+        settings.SUPERVISOR_HEARTBEAT_STALE_S,
+        "no media supervisor has reported",
     )
 
 
@@ -87,6 +89,8 @@ def health(request: HttpRequest) -> JsonResponse:
     if checks["database"]["ok"]:
         checks["media_supervisor"] = check_supervisor()
         checks["job_worker"] = check_job_worker()
+        checks["recording_lag"] = check_recording_lag()
+    checks["disk"] = check_disk()
     healthy = all(check["ok"] for check in checks.values())
     return JsonResponse(
         {"status": "healthy" if healthy else "unhealthy", "checks": checks},
@@ -96,22 +100,7 @@ def health(request: HttpRequest) -> JsonResponse:
 
 @never_cache
 def prometheus_metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus text format: counts by status, heartbeat ages (no tenant data)."""
-    from cidades.models import Camera
-    from streaming.models import Stream, WorkerHeartbeat
+    """Prometheus exposition (gtvision/metrics.py), behind ``METRICS_TOKEN`` or loopback."""
+    from gtvision.metrics import metrics_view
 
-    lines = ["# TYPE gtvision_cameras gauge"]
-    for row in Camera.objects.values("status").annotate(n=Count("id")).order_by("status"):
-        lines.append(f'gtvision_cameras{{status="{row["status"]}"}} {row["n"]}')
-    lines.append("# TYPE gtvision_streams gauge")
-    for row in Stream.objects.values("status").annotate(n=Count("id")).order_by("status"):
-        lines.append(f'gtvision_streams{{status="{row["status"]}"}} {row["n"]}')
-    lines.append("# TYPE gtvision_worker_heartbeat_age_seconds gauge")
-    now = timezone.now()
-    for beat in WorkerHeartbeat.objects.order_by("name"):
-        age = (now - beat.beat_at).total_seconds()
-        lines.append(
-            f'gtvision_worker_heartbeat_age_seconds{{name="{beat.name}",kind="{beat.kind}"}} '
-            f"{age:.1f}"
-        )
-    return HttpResponse("\n".join(lines) + "\n", content_type="text/plain; version=0.0.4")
+    return metrics_view(request)

@@ -54,6 +54,10 @@ def model_paths() -> dict[str, Path]:
     return paths
 
 
+Box = tuple[float, float, float, float]  # x, y, width, height
+Line = tuple[str, float, Box]  # text, OCR score, box
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A plate seen in one frame."""
@@ -82,21 +86,17 @@ def _style_hint(box: tuple[float, ...], lines: list[tuple[str, tuple[float, ...]
     """``mercosul`` when a ``BRASIL`` band is read just above the characters."""
     x, y, w, h = box
     for text, (bx, by, bw, bh) in lines:
-        if "BRASIL" in plates.clean(text) and by < y and y - (by + bh) < 1.5 * h:
-            if bx < x + w and bx + bw > x:
-                return plates.MERCOSUL
+        above = by < y and y - (by + bh) < 1.5 * h and bx < x + w and bx + bw > x
+        if above and "BRASIL" in plates.clean(text):
+            return plates.MERCOSUL
     return None
 
 
-def candidates_from_lines(
-    lines: list[tuple[str, float, tuple[float, float, float, float]]], frame_height: float
-) -> list[Candidate]:
+def candidates_from_lines(lines: list[Line], frame_height: float) -> list[Candidate]:
     """Plate candidates from OCR lines ``(text, score, (x, y, w, h))``: plate-shaped only."""
     found: list[Candidate] = []
     boxes = [(text, box) for text, _, box in lines]
-    groups: list[tuple[str, float, tuple[float, float, float, float]]] = [
-        line for line in lines if line[1] >= MIN_TEXT_SCORE
-    ]
+    groups: list[Line] = [line for line in lines if line[1] >= MIN_TEXT_SCORE]
     # An old plate may come back as two lines, "ABC" and "1234", side by side.
     for a in lines:
         for b in lines:
@@ -153,7 +153,7 @@ class PlateReader:
         self.engine = RapidOCR(params=params)
         self.max_width = max_width
 
-    def lines(self, frame: np.ndarray) -> list[tuple[str, float, tuple[float, float, float, float]]]:
+    def lines(self, frame: np.ndarray) -> list[Line]:
         """OCR text lines of a BGR frame ``(text, score, (x, y, w, h))`` in frame pixels."""
         height, width = frame.shape[:2]
         scale = min(1.0, self.max_width / width)

@@ -88,7 +88,7 @@ def check(*, repair: bool = False) -> list[CameraReport]:
     return reports
 
 
-CLIP_FILE = re.compile(r"^clip-(\d+)\.mp4(\.part|\.ffconcat)?$")
+CLIP_FILE = re.compile(r"^clip-(\d{1,18})\.mp4(\.part|\.ffconcat)?$")
 
 
 @dataclass

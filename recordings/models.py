@@ -162,6 +162,11 @@ class Segment(models.Model):
             models.CheckConstraint(
                 condition=models.Q(end__gt=F("start")), name="segment_end_after_start"
             ),
+            # a location stays under RECORDINGS_DIR (retention deletes what it names)
+            models.CheckConstraint(
+                condition=~models.Q(location__startswith="/") & ~models.Q(location__contains=".."),
+                name="segment_location_relative",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -17,8 +17,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import enum
+import logging
 import os
-import shutil
 import signal
 import subprocess
 import threading
@@ -26,7 +26,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from streaming.ffmpeg import (
     COULD_NOT_CONNECT,
@@ -35,7 +34,9 @@ from streaming.ffmpeg import (
     redact_url,
     summarize_stderr,
 )
+from streaming.sourcefiles import SourceFile
 
+logger = logging.getLogger(__name__)
 MARKER_ENV = "GTV_SUPERVISOR"
 MARKER_PID_ENV = "GTV_SUPERVISOR_PID"
 _PR_SET_PDEATHSIG = 1
@@ -152,61 +153,6 @@ def sweep_orphans(marker: str) -> int:
             os.kill(pid, signal.SIGKILL)
             killed += 1
     return killed
-
-
-class SourceFile:
-    """A file only its owner can read (0600, in a 0700 directory) that holds a source URL for
-    FFmpeg (``ffmpeg.source_script``), so the URL's password is never on a command line.
-
-    ``ManagedFFmpeg`` writes it before each start and removes it when the child exits and when
-    it is stopped; ``sweep_source_files`` removes what a killed supervisor left.
-    """
-
-    def __init__(self, path: str | Path, text: str) -> None:
-        self.path = Path(path)
-        self.text = text
-
-    def write(self) -> None:
-        directory = self.path.parent
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        directory.chmod(0o700)
-        temporary = directory / f".{self.path.name}.{os.getpid()}.tmp"
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-        fd = os.open(temporary, flags, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(self.text)
-        os.replace(temporary, self.path)
-
-    def remove(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-
-
-def source_files_dir(root: str | Path) -> Path:
-    """This process's directory of ``SourceFile``s under ``root``."""
-    return Path(root) / f"ffmpeg-{os.getpid()}"
-
-
-def sweep_source_files(root: str | Path) -> int:
-    """Remove the ``SourceFile`` directories of processes that are gone. Returns how many."""
-    root = Path(root)
-    removed = 0
-    try:
-        entries = list(root.iterdir())
-    except FileNotFoundError:
-        return 0
-    for entry in entries:
-        name = entry.name
-        if not name.startswith("ffmpeg-") or not name[7:].isdigit():
-            continue
-        pid = int(name[7:])
-        if pid != os.getpid() and os.path.exists(f"/proc/{pid}"):
-            continue  # a live supervisor's (another node's, on this host)
-        shutil.rmtree(entry, ignore_errors=True)
-        removed += 1
-    return removed
 
 
 def _exit_reason(code: int, connected: bool = True) -> str:
@@ -371,6 +317,9 @@ class ManagedFFmpeg:
         code = stop(run.proc, timeout=self.stop_timeout_s)
         run.join()
         self._remove_source_file()
+        self._log(
+            logging.INFO, "ffmpeg stopped on request (code %s)", code, event="stop", exit_code=code
+        )
         return code
 
     def poll(self) -> FFmpegSnapshot:
@@ -391,7 +340,19 @@ class ManagedFFmpeg:
             reason = self._pending_error or summarize_stderr(
                 run.stderr, self._source_url, connected=connected
             )
-            self._fail(now, reason or _exit_reason(run.proc.returncode, connected))
+            reason = redact_url(
+                reason or _exit_reason(run.proc.returncode, connected), self._source_url
+            )
+            self._log(
+                logging.WARNING,
+                "ffmpeg exited with code %s: %s",
+                run.proc.returncode,
+                reason,
+                event="exit",
+                exit_code=run.proc.returncode,
+                reason=reason,
+            )
+            self._fail(now, reason)
             return self.snapshot()
         if run.kill_deadline is not None:
             if now >= run.kill_deadline:
@@ -413,6 +374,13 @@ class ManagedFFmpeg:
                 f"stalled: no new data for {self.stall_timeout_s:g} s"
                 if changed_at is not None
                 else COULD_NOT_CONNECT
+            )
+            self._log(
+                logging.WARNING,
+                "ffmpeg stalled: %s",
+                self._pending_error,
+                event="stall",
+                reason=self._pending_error,
             )
             with contextlib.suppress(ProcessLookupError):
                 run.proc.send_signal(signal.SIGINT)
@@ -486,6 +454,15 @@ class ManagedFFmpeg:
             self._fail(now, redact_url(f"cannot start ffmpeg: {cause}", self._source_url))
             return
         self._run = _Run(proc, self._clock)
+        self._log(
+            logging.INFO,
+            "ffmpeg started (pid %s, restart %s)",
+            proc.pid,
+            self.restarts,
+            event="start",
+            pid=proc.pid,
+            restarts=self.restarts,
+        )
         self._running_since = None
         self._state = State.ERROR if self._failures >= self.budget else State.STARTING
 
@@ -501,3 +478,33 @@ class ManagedFFmpeg:
         delay = min(self.max_backoff_s, self.initial_backoff_s * 2 ** (self._failures - 1))
         self._next_start_at = now + delay
         self._state = State.ERROR if self._failures >= self.budget else State.BACKOFF
+        self._log(
+            logging.INFO,
+            "ffmpeg restarts in %g s (failure %s): %s",
+            delay,
+            self._failures,
+            reason,
+            event="restart",
+            backoff_s=delay,
+            failures=self._failures,
+            reason=reason,
+        )
+        if self._failures == self.budget:
+            self._log(
+                logging.ERROR,
+                "ffmpeg failed %s times in a row: camera in error, retrying every %g s at most",
+                self._failures,
+                self.max_backoff_s,
+                event="give_up",
+                failures=self._failures,
+            )
+
+    def _log(self, level: int, message: str, *args: object, event: str, **fields: object) -> None:
+        """One log line per FFmpeg lifecycle event (counted by gtvision.metrics); no URL."""
+        logger.log(
+            level,
+            f"%s: {message}",
+            self.key,
+            *args,
+            extra={"event": f"ffmpeg_{event}", "ffmpeg_key": self.key, **fields},
+        )

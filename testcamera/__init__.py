@@ -33,7 +33,7 @@ BIND_RETRY_SECONDS = 3.0
 INSTALL_HINT = "the RTSP test camera is not available: run scripts/install-test-deps"
 
 # Extra server options accepted as keyword arguments (see server.py --help).
-OPTIONS = frozenset({"width", "height", "fps", "keyint", "bitrate"})
+OPTIONS = frozenset({"width", "height", "fps", "keyint", "bitrate", "frames_dir"})
 
 
 @functools.cache
@@ -72,9 +72,10 @@ class TestCamera:
         port: int | None = None,
         user: str | None = None,
         password: str | None = None,
-        **opts: int,
+        **opts: int | str,
     ) -> None:
-        """Configure the camera; ``opts`` are width, height, fps, keyint, bitrate (kbit/s)."""
+        """Configure the camera; ``opts`` are width, height, fps, keyint, bitrate (kbit/s), and
+        frames_dir (plate mode: stream that directory's *.jpg frames, looped)."""
         unknown = set(opts) - OPTIONS
         if unknown:
             raise TypeError(f"unknown TestCamera options: {sorted(unknown)}")
@@ -100,7 +101,7 @@ class TestCamera:
         ]
         if self.user is not None and self.password is not None:
             argv += [f"--user={self.user}", f"--password={self.password}"]
-        argv += [f"--{name}={value}" for name, value in sorted(self.opts.items())]
+        argv += [f"--{name.replace('_', '-')}={value}" for name, value in sorted(self.opts.items())]
         return argv
 
     @property

@@ -36,6 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keyint", type=int, default=30, help="frames between keyframes")
     parser.add_argument("--bitrate", type=int, default=1000, help="kbit/s")
     parser.add_argument("--parent-pid", type=int, help="exit when this process goes away")
+    parser.add_argument("--frames-dir", help="plate mode: stream these *.jpg frames, looped")
     args = parser.parse_args(argv)
     if (args.user is None) != (args.password is None):
         parser.error("--user and --password go together")
@@ -70,10 +71,18 @@ def build_server(args: argparse.Namespace) -> GstRtspServer.RTSPServer:
         server.set_auth(auth)
 
     launch = launch_line(args)
+    frames = None
+    if args.frames_dir:
+        import image_source
+
+        frames = image_source.load_frames(args.frames_dir)
+        launch = image_source.launch_line(args.fps, args.keyint, args.bitrate)
     mounts = server.get_mount_points()
     for name in filter(None, (m.strip() for m in args.mounts.split(","))):
         factory = GstRtspServer.RTSPMediaFactory()
         factory.set_launch(launch)
+        if frames is not None:
+            image_source.attach(factory, frames, args.fps)
         # Shared media crashed in gst-rtsp-server 1.22 with simultaneous first clients.
         factory.set_shared(False)
         if args.user is not None:

@@ -80,7 +80,7 @@ def test_docs_reference_only_the_app(web):
             assert "javascript" in asset.headers["Content-Type"], (ref, asset.headers)
     for ref in parser.urls:  # nothing in the assets points at a CDN
         assert "unpkg" not in ref and "jsdelivr" not in ref and "cdn" not in ref
-    schema = requests.get(f"{url}/api/schema/", headers={"Accept": "application/json"})
+    schema = requests.get(f"{url}/api/schema/", headers={"Accept": "application/json"}, timeout=10)
     assert schema.status_code == 200 and schema.json()["info"]["title"] == "GT-Vision VMS API"
 
 

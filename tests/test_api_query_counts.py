@@ -11,6 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from lpr.models import Read, WatchlistEntry
 from recordings.models import Clip, Segment
 from streaming.models import Stream
 from tests.api_mixins import assert_constant_queries
@@ -93,3 +94,28 @@ def test_dashboard_mosaic_layout(client, tenants):
     with CaptureQueriesContext(connection) as many:
         assert client.get("/dashboard/api/mosaic/").status_code == 200
     assert len(many) == len(few), [q["sql"] for q in many.captured_queries]
+
+
+def test_lpr_reads_and_watchlist(tenants):
+    operador = tenants["a"]["operador"]
+    prefeitura = tenants["a"]["prefeitura"]
+
+    def add_reads(n: int) -> None:
+        for _ in range(n):
+            camera = CameraFactory(prefeitura=prefeitura)
+            Read.objects.create(
+                camera=camera, plate="ABC1D23", format="mercosul", confidence=0.9,
+                at=timezone.now() - timedelta(seconds=next(SECONDS)),
+            )  # fmt: skip
+
+    def add_entries(n: int) -> None:
+        for _ in range(n):
+            WatchlistEntry.objects.create(
+                prefeitura=prefeitura,
+                plate=f"ABC{next(SECONDS) % 10}D23",
+                reason="n+1",
+                created_by=tenants["a"]["gestor"],
+            )
+
+    assert_constant_queries(client_for(operador), "/api/lpr/reads/", add_reads)
+    assert_constant_queries(client_for(operador), "/api/lpr/watchlist/", add_entries)

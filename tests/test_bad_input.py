@@ -32,6 +32,7 @@ pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "chan
 def _fast_password_hasher():
     """Users log in through Daphne, whose hashers are the real ones: keep the default."""
 
+
 TOKEN_MAX_AGE_S = 3
 SECRET_TEXT = "TOP-SECRET-OUTSIDE-THE-MEDIA-DIRECTORIES"
 
@@ -43,14 +44,17 @@ def media_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def web(django_db_setup, django_db_blocker, media_root):
-    with django_db_blocker.unblock(), running_web(
-        GTV_LIVE_DIR=str(media_root / "live"),
-        GTV_RECORDINGS_DIR=str(media_root / "recordings"),
-        GTV_CLIPS_DIR=str(media_root / "clips"),
-        MEDIA_VIEW_TOKEN_MAX_AGE_S=str(TOKEN_MAX_AGE_S),
-        RECORDING_TOKEN_MAX_AGE_S=str(TOKEN_MAX_AGE_S),
-        MEDIA_ENGINE="embedded",
-    ) as (url, process):
+    with (
+        django_db_blocker.unblock(),
+        running_web(
+            GTV_LIVE_DIR=str(media_root / "live"),
+            GTV_RECORDINGS_DIR=str(media_root / "recordings"),
+            GTV_CLIPS_DIR=str(media_root / "clips"),
+            MEDIA_VIEW_TOKEN_MAX_AGE_S=str(TOKEN_MAX_AGE_S),
+            RECORDING_TOKEN_MAX_AGE_S=str(TOKEN_MAX_AGE_S),
+            MEDIA_ENGINE="embedded",
+        ) as (url, process),
+    ):
         yield url, process
 
 
@@ -102,7 +106,9 @@ def snapshot() -> dict:
 def assert_refused(response: requests.Response, *codes: int) -> None:
     allowed = codes or (400, 401, 403, 404, 405, 413, 415)
     assert response.status_code in allowed, (
-        response.request.url[:200], response.status_code, response.text[:300]
+        response.request.url[:200],
+        response.status_code,
+        response.text[:300],
     )
     assert SECRET_TEXT not in response.text
 
@@ -125,7 +131,9 @@ def playback_token(url: str, headers: dict, media: dict) -> str:
 
 
 def view_token(url: str, headers: dict, media: dict) -> str:
-    response = requests.get(f"{url}/api/streams/{media['stream'].pk}/urls", headers=headers)
+    response = requests.get(
+        f"{url}/api/streams/{media['stream'].pk}/urls", headers=headers, timeout=10
+    )
     assert response.status_code == 200, response.text
     return parse_qs(urlsplit(response.json()["hls"]).query)["token"][0]
 
@@ -188,8 +196,8 @@ def test_forged_foreign_and_expired_media_tokens(web, media, tenants):
     live_url = f"{url}/api/streams/{media['stream'].pk}/hls/index.m3u8"
     playback = playback_token(url, headers, media)
     live = view_token(url, headers, media)
-    assert requests.get(segment_url, params={"token": playback}).status_code == 200
-    assert requests.get(live_url, params={"token": live}).status_code == 200
+    assert requests.get(segment_url, params={"token": playback}, timeout=10).status_code == 200
+    assert requests.get(live_url, params={"token": live}, timeout=10).status_code == 200
     head, _sep, signature = playback.rpartition(":")
     before = snapshot()
     forged = [
@@ -276,7 +284,7 @@ def test_oversized_and_malformed_bodies(web, media, tenants):
         response = requests.post(f"{url}/api/cameras/", json=data, headers=headers, timeout=10)
         assert_refused(response, 400)
     for body in ({"camera_id": 2**70}, {"camera_id": -1}, {"camera_id": "1; DROP"}, {}):
-        response = requests.post(f"{url}/api/streams/start", json=body, headers=headers)
+        response = requests.post(f"{url}/api/streams/start", json=body, headers=headers, timeout=10)
         assert_refused(response, 400, 404)
     assert snapshot() == before
     # the dashboard's own JSON endpoint (session: log in through the form)

@@ -25,6 +25,7 @@ SECTIONS = [
     "4. Live events fan-out",
     "5. Stream start",
     "6. HTTP load",
+    "7. WebSocket churn",
 ]
 
 pytestmark = [pytest.mark.camera, pytest.mark.timeout(420)]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from recordings import footage, retention, storage, tasks
@@ -296,3 +296,10 @@ def test_repair_during_a_live_recording_never_touches_the_open_segment(db, tmp_p
     assert datetime.now(UTC) - rows[-1].end < timedelta(seconds=60)
     left = [os.path.relpath(incoming / name, root()) for name in segment_files(incoming)]
     assert files_on_disk() == files_of_rows() | set(left)
+
+
+@pytest.mark.parametrize("location", ["/etc/passwd", "cam1/../../etc/passwd", ".."])
+def test_a_row_cannot_point_outside_the_recordings_directory(db, location):
+    camera = CameraFactory()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_row(camera.pk, ago(hours=1), location=location)

@@ -34,7 +34,12 @@ def test_formats():
 
 @pytest.mark.parametrize(
     ("old", "mercosul"),
-    [("ABC1034", "ABC1A34"), ("ABC1134", "ABC1B34"), ("XYZ9934", "XYZ9J34"), ("QWE5555", "QWE5F55")],
+    [
+        ("ABC1034", "ABC1A34"),
+        ("ABC1134", "ABC1B34"),
+        ("XYZ9934", "XYZ9J34"),
+        ("QWE5555", "QWE5F55"),
+    ],
 )
 def test_official_fifth_character_equivalence(old, mercosul):
     assert plates.to_mercosul(old) == mercosul

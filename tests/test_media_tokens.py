@@ -18,6 +18,7 @@ from django.utils import timezone
 from admin_ctx.models import Role
 from recordings import storage
 from recordings.tokens import lifetime, make_playback_token, read_playback_token
+from streaming.models import Stream
 from tests.factories import PASSWORD, AdminFactory, CameraFactory, UserFactory
 from tests.live_web import bearer, running_web
 from tests.test_login_throttle import dashboard_login
@@ -149,6 +150,7 @@ def test_tokens_expire_with_their_playlist(settings):
 
 def test_odd_or_oversized_names_on_media_routes_are_404(web, footage):
     camera, segments, user, ten = footage
+    stream = Stream.objects.create(camera=camera, status=Stream.Status.RUNNING)
     auth = bearer(user)
     uris = playlist_uris(requests, web, camera.pk, ten, ten + timedelta(minutes=3), headers=auth)
     token = uris[0].split("token=")[1]
@@ -166,6 +168,9 @@ def test_odd_or_oversized_names_on_media_routes_are_404(web, footage):
         f"/api/cameras/{long_digits}/playback.m3u8",
         f"/api/cameras/{huge}/snapshot.jpg",
         f"/api/cameras/{huge}/timeline",
+        f"/api/streams/{stream.pk}/hls/{'a' * 300}.ts",  # live HLS (streaming app)
+        f"/api/streams/{stream.pk}/hls/..%2F..%2Fsecret.ts",
+        f"/api/streams/{long_digits}/hls/index.m3u8",
     ]
     for path in paths:
         response = requests.get(f"{web}{path}", params=when, headers=auth, timeout=30)

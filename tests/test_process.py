@@ -32,17 +32,8 @@ from streaming.ffmpeg import (
     source_input_args,
     source_script,
 )
-from streaming.process import (
-    ManagedFFmpeg,
-    SourceFile,
-    State,
-    marked_env,
-    source_files_dir,
-    spawn,
-    stop,
-    sweep_orphans,
-    sweep_source_files,
-)
+from streaming.process import ManagedFFmpeg, State, marked_env, spawn, stop, sweep_orphans
+from streaming.sourcefiles import SourceFile, source_files_dir, sweep_source_files
 from testcamera import INSTALL_HINT, TestCamera
 
 pytestmark = pytest.mark.timeout(60)

@@ -21,6 +21,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from admin_ctx import audit
+from lpr.models import Read, WatchlistEntry
+from lpr.services import crop_dir
 from recordings import storage
 from recordings.models import Clip, Recording, Segment
 from streaming import engine
@@ -53,7 +55,20 @@ def make_segment(camera, start) -> Segment:
     return segment
 
 
-def build_world(tenants) -> World:
+def make_read(camera, at, settings) -> Read:
+    """A plate read with its crop on disk (``LPR_CROP_DIR``)."""
+    settings.LPR_CROP_DIR = str(settings.RECORDINGS_DIR.parent / "lpr")
+    read = Read.objects.create(
+        camera=camera, plate="ABC1D23", format="mercosul", confidence=0.9, at=at,
+        crop_path=f"{camera.pk}/crop.jpg",
+    )  # fmt: skip
+    path = crop_dir() / read.crop_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\xff\xd8\xff\xd9")
+    return read
+
+
+def build_world(tenants, settings) -> World:
     b = tenants["b"]
     start = timezone.now().replace(microsecond=0) - timedelta(minutes=10)
     world = World(tenants)
@@ -77,6 +92,10 @@ def build_world(tenants) -> World:
             expires_at=timezone.now() + timedelta(days=1),
         ),
         "audit": audit.record("camera.update", actor=b["gestor"], target=b["camera"]),
+        "lpr/reads": make_read(b["camera"], start, settings),
+        "lpr/watchlist": WatchlistEntry.objects.create(
+            prefeitura=b["prefeitura"], plate="XYZ9A87", reason="isolation test"
+        ),
         "recorders": RecorderStatus.objects.create(
             camera=b["camera"], status=RecorderStatus.Status.ERROR, last_error="x"
         ),
@@ -133,12 +152,14 @@ def kind_of(route: str) -> str | None:
     if route in LIST_KIND:
         return LIST_KIND[route]
     resource = route.split("/")[0]
+    if resource == "lpr":
+        resource = "/".join(route.split("/")[:2])
     return resource if resource in KINDS else None
 
 
 KINDS = {
     "prefeituras", "cameras", "users", "streams", "recordings", "segments", "clips", "audit",
-    "recorders",
+    "recorders", "lpr/reads", "lpr/watchlist",
 }  # fmt: skip
 
 
@@ -187,8 +208,8 @@ def check_segment_route(world: World, role: str) -> int:
 
 
 @pytest.mark.parametrize("role", ["gestor", "operador"])
-def test_nothing_of_b_is_readable_or_writable(tenants, role):
-    world = build_world(tenants)
+def test_nothing_of_b_is_readable_or_writable(tenants, settings, role):
+    world = build_world(tenants, settings)
     client = client_for(tenants["a"][role])
     checked = 0
     for route in api_routes():

@@ -65,13 +65,13 @@ def test_mask_source_url(url, masked):
 
 @pytest.fixture(scope="module")
 def web(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        with running_web(
-            LOG_LEVEL="DEBUG",
-            ALLOWED_HOSTS="*",
-            PUBLIC_URL="https://vms.example.gov.br",
-        ) as running:
-            yield running
+    with (
+        django_db_blocker.unblock(),
+        running_web(
+            LOG_LEVEL="DEBUG", ALLOWED_HOSTS="*", PUBLIC_URL="https://vms.example.gov.br"
+        ) as running,
+    ):
+        yield running
 
 
 async def collect_events(url: str, token: str, seconds: float, ready: asyncio.Event) -> list:
@@ -142,7 +142,9 @@ def test_credentials_never_leave_in_clear(web, tenants):
         assert response.status_code == 200
         bodies.append(response.text)
     for camera_id in ids:
-        bodies.append(requests.get(f"{url}/api/cameras/{camera_id}/", headers=headers).text)
+        bodies.append(
+            requests.get(f"{url}/api/cameras/{camera_id}/", headers=headers, timeout=10).text
+        )
     bodies.append(str(list(AuditEntry.objects.values())))
     with connection.cursor() as cursor:
         cursor.execute("SELECT * FROM cidades_camera WHERE id = ANY(%s)", [ids])
@@ -169,7 +171,9 @@ def test_absolute_urls_ignore_a_forged_host(web, tenants):
     Camera.objects.create(prefeitura=camera.prefeitura, name="Outra", code="outra")
     page = requests.get(f"{url}/api/cameras/?page_size=1", headers=forged, timeout=10).json()
     assert page["next"].startswith("https://vms.example.gov.br/api/cameras/?"), page["next"]
-    second = requests.get(page["next"].replace("https://vms.example.gov.br", url), headers=forged)
+    second = requests.get(
+        page["next"].replace("https://vms.example.gov.br", url), headers=forged, timeout=10
+    )
     assert second.json()["previous"].startswith("https://vms.example.gov.br/"), second.json()
     root = requests.get(f"{url}/api/", headers=forged, timeout=10).json()
     assert root and all(v.startswith("https://vms.example.gov.br/api/") for v in root.values())

@@ -17,7 +17,8 @@ from django.utils import timezone
 from streaming.engine import live_dir
 from streaming.ffmpeg import HLS_PLAYLIST, live_argv, source_script
 from streaming.models import Stream
-from streaming.process import ManagedFFmpeg, SourceFile, State, source_files_dir
+from streaming.process import ManagedFFmpeg, State
+from streaming.sourcefiles import SourceFile, source_files_dir
 from streaming.supervisor.jobs import CameraFault, Job, Observation
 
 logger = logging.getLogger(__name__)

@@ -17,6 +17,7 @@ from django.db import Error as DatabaseError
 from django.db import connection
 from django.utils import translation
 
+from gtvision.metrics import SUPERVISOR_TICK
 from streaming import services
 from streaming.models import Stream
 from streaming.supervisor.jobs import Observation, desired_jobs
@@ -58,6 +59,7 @@ class Supervisor:
                 except Exception:
                     # A bug or a bad row must not take every camera down: log, go on.
                     logger.exception("supervisor pass failed")
+                SUPERVISOR_TICK.observe(time.monotonic() - started)
                 remaining = settings.SUPERVISOR_INTERVAL_S - (time.monotonic() - started)
                 self.waker.wait(stop, max(0.05, remaining))
         finally:

@@ -26,7 +26,11 @@ def pick(quick, long):
 
 def save_figures(name: str, figures: dict) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    figures = {"mode": "long" if LONG else "quick", "at": time.strftime("%FT%TZ", time.gmtime()), **figures}
+    figures = {
+        "mode": "long" if LONG else "quick",
+        "at": time.strftime("%FT%TZ", time.gmtime()),
+        **figures,
+    }
     (ARTIFACTS / f"{name}.json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
 
 

@@ -108,7 +108,7 @@ def test_camera_flapping_under_a_recording(camera_server, settings):
             wait_for(lambda: status() == ("RUNNING", "online"), timeout=45, step=0.2)
             recoveries.append(time.time() - up)
 
-            def recording_again() -> bool:
+            def recording_again(up: float = up) -> bool:
                 return Segment.objects.filter(camera_id=camera.pk, start__gt=_dt(up)).exists()
 
             wait_for(recording_again, timeout=30, step=0.3)

@@ -9,16 +9,21 @@ and ``/health`` of the same Daphne answers 503 during the outage and 200 after i
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
 from django.conf import settings
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from testcamera import INSTALL_HINT, TestCamera, free_port
 from tests.faults.helpers import (
@@ -132,19 +137,63 @@ def segments(pg: PrivatePostgres, camera_id: int) -> list[tuple]:
         ).fetchall()
 
 
+class EventListener(threading.Thread):
+    """A WebSocket client (the ``websockets`` library) on its own loop, keeping event types."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.types: list[str] = []
+        self.closed: str | None = None
+        self.opened = threading.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.socket = None
+
+    def run(self) -> None:
+        asyncio.run(self._listen())
+
+    async def _listen(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        try:
+            async with connect(self.url, open_timeout=10) as socket:
+                self.socket = socket
+                self.opened.set()
+                async for raw in socket:
+                    self.types.append(json.loads(raw).get("type", ""))
+        except ConnectionClosed as exc:
+            self.closed = f"closed {exc.rcvd and exc.rcvd.code}"
+        except OSError as exc:
+            self.closed = f"error {exc}"
+        else:
+            self.closed = "closed"
+        finally:
+            self.opened.set()
+
+    def start_listening(self) -> EventListener:
+        self.start()
+        assert self.opened.wait(15) and self.socket is not None, self.closed
+        return self
+
+    def stop(self) -> None:
+        if self.loop is not None and self.socket is not None and self.is_alive():
+            asyncio.run_coroutine_threadsafe(self.socket.close(), self.loop).result(10)
+        self.join(10)
+
+
 def test_database_restart_under_a_recording(private_pg, camera_server):
     env = system_env(private_pg.url)
     manage(env, "migrate", "--noinput", "-v", "0")
-    camera_id = int(
-        manage(
-            env,
-            "shell",
-            "-c",
-            "from tests.factories import CameraFactory; "
-            f"print(CameraFactory(source_url='{camera_server.url('cam1')}',"
-            " recording_enabled=True).pk)",
-        ).split()[-1]
-    )
+    camera_id, token = manage(
+        env,
+        "shell",
+        "-c",
+        "from rest_framework_simplejwt.tokens import AccessToken; "
+        "from tests.factories import CameraFactory, UserFactory; "
+        f"camera = CameraFactory(source_url='{camera_server.url('cam1')}',"
+        " recording_enabled=True); "
+        "print(camera.pk, AccessToken.for_user(UserFactory(prefeitura=camera.prefeitura)))",
+    ).split()[-2:]
+    camera_id = int(camera_id)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     web = Proc(env, "serve", "--port", str(port))
@@ -153,8 +202,11 @@ def test_database_restart_under_a_recording(private_pg, camera_server):
     incoming = Path(settings.RECORDINGS_DIR) / f"cam{camera_id}" / "incoming"
     try:
         wait_for(lambda: len(segments(private_pg, camera_id)) >= 3, timeout=90)
-        wait_for(lambda: health(url) == 200, timeout=60)
+        wait_for(lambda: web.process.poll() is None and health(url) == 200, timeout=60)
+        assert web.process.poll() is None, web.output()[-3000:]
         before = len(segments(private_pg, camera_id))
+        events_url = f"ws://127.0.0.1:{port}/ws/events?token={token}"
+        old_socket = EventListener(events_url).start_listening()
 
         private_pg.stop()
         stopped_at = time.time()
@@ -214,6 +266,26 @@ def test_database_restart_under_a_recording(private_pg, camera_server):
             return row is not None and row[0] == "succeeded"
 
         wait_for(job_done, timeout=30)
+
+        # live events flow again through the channel layer (PostgreSQL): a socket opened now
+        # gets an event published by another process; the one opened before the outage is
+        # either still subscribed or was closed (a browser then reconnects)
+        new_socket = EventListener(events_url).start_listening()
+        manage(
+            env,
+            "shell",
+            "-c",
+            "from cidades import services; from cidades.models import Camera; "
+            f"services.update_camera(Camera.objects.get(pk={camera_id}), actor=None,"
+            " data={'name': 'Depois da queda'})",
+        )
+        wait_for(lambda: "camera.updated" in new_socket.types, timeout=15)
+        time.sleep(1)
+        old_socket_saw = (
+            "event" if "camera.updated" in old_socket.types else old_socket.closed or "nothing"
+        )
+        new_socket.stop()
+        old_socket.stop()
         assert web.process.poll() is None
         save_figures(
             "database_outage",
@@ -226,6 +298,7 @@ def test_database_restart_under_a_recording(private_pg, camera_server):
                 "segments_total": len(rows),
                 "holes_over_1s": len(gaps),
                 "overlaps": 0,
+                "socket_opened_before_outage": old_socket_saw,
                 "worker_restarted_in_process": worker.output().count("job worker connected") - 1,
             },
         )

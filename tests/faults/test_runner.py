@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -84,10 +83,10 @@ def test_sigterm_stops_every_process_and_its_children(tmp_path):
     procfile = tmp_path / "Procfile"
     # a process with a child of its own (as FFmpeg under a supervisor, or a shell pipeline)
     procfile.write_text(
-        "parent: python -c \"import os, subprocess, time; "
+        'parent: python -c "import os, subprocess, time; '
         "child = subprocess.Popen(['sleep', '600']); "
         f"open('{pids}', 'w').write(f'{{os.getpid()}} {{child.pid}}'); time.sleep(600)\"\n"
-        "web: python -c \"import time; time.sleep(600)\"\n"
+        'web: python -c "import time; time.sleep(600)"\n'
     )
     process = runall(procfile)
     try:
@@ -108,7 +107,7 @@ def test_a_killed_process_is_restarted_and_the_others_keep_running(tmp_path):
     procfile.write_text(
         f"victim: python -c \"import os, time; open('{pids}', 'a').write(f'{{os.getpid()}}\\\\n');"
         ' time.sleep(600)"\n'
-        "web: python -c \"import time; time.sleep(600)\"\n"
+        'web: python -c "import time; time.sleep(600)"\n'
     )
     process = runall(procfile)
     try:

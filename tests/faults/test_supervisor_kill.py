@@ -71,12 +71,11 @@ def test_supervisor_killed_mid_recording(camera_server, settings):
             wait_for(lambda: rtsp_pulls(camera_server.port) == 0, timeout=10, step=0.1)
             supervisors.append(SupervisorProcess(RECORDING_SEGMENT_SECONDS="2").start())
             pids.append(supervisors[-1].process.pid)
-            wait_for(
-                lambda: any(
-                    start.timestamp() > killed_at for start, _, _ in rows(camera.pk)
-                ),
-                timeout=60,
-            )
+
+            def recording_again(killed_at: float = killed_at) -> bool:
+                return any(start.timestamp() > killed_at for start, _, _ in rows(camera.pk))
+
+            wait_for(recording_again, timeout=60)
             kills.append(
                 {
                     "orphans_gone_s": round(orphans_gone_s, 1),
@@ -101,9 +100,10 @@ def test_supervisor_killed_mid_recording(camera_server, settings):
         gaps = holes(timeline, tolerance_s=1.0)
         assert len(gaps) <= KILLS, (gaps, kills)
         for where, length in gaps:  # a hole is a restart: it starts at a kill (+- timestamps)
-            assert any(
-                abs(where.timestamp() - kill["killed_at"]) <= 2.5 for kill in kills
-            ), (where, kills)
+            assert any(abs(where.timestamp() - kill["killed_at"]) <= 2.5 for kill in kills), (
+                where,
+                kills,
+            )
             assert length <= 20, gaps
         save_figures(
             "supervisor_kill",

@@ -109,11 +109,13 @@ class Command(BaseCommand):
             while not stop.is_set():
                 now = time.monotonic()
                 for proc in processes:
-                    if proc.child is not None and proc.child.poll() is not None:
-                        if not self._exited(proc, now, max_backoff, max_restarts, restart_window):
-                            gave_up = proc
-                            stop.set()
-                            break
+                    exited = proc.child is not None and proc.child.poll() is not None
+                    if exited and not self._exited(
+                        proc, now, max_backoff, max_restarts, restart_window
+                    ):
+                        gave_up = proc
+                        stop.set()
+                        break
                     if proc.start_at is not None and now >= proc.start_at and not stop.is_set():
                         proc.child = self._start(proc.label, proc.argv)
                         proc.started_at, proc.start_at = now, None

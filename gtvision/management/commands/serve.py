@@ -17,4 +17,8 @@ class Command(BaseCommand):
 
         # No --proxy-headers: Daphne would take X-Forwarded-For from any client. The app
         # reads it only from settings.TRUSTED_PROXIES (gtvision.login_guard.client_ip).
-        CommandLineInterface().run(["-b", host, "-p", str(port), "gtvision.asgi:application"])
+        # -v 0: no Daphne access log; the app logs each request (gtvision.request, with its
+        # request id, in LOG_FORMAT).
+        CommandLineInterface().run(
+            ["-b", host, "-p", str(port), "-v", "0", "gtvision.asgi:application"]
+        )

@@ -9,7 +9,8 @@ from django.core.management.base import BaseCommand
 
 from cidades.models import Camera
 from recordings import indexer, services, storage
-from streaming.process import sweep_orphans, sweep_source_files
+from streaming.process import sweep_orphans
+from streaming.sourcefiles import sweep_source_files
 from streaming.supervisor.embedded import EmbeddedRunner
 from streaming.supervisor.loop import Supervisor
 
