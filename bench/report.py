@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.common import ROOT, Section
 
-ORDER = ["recording", "clips", "index", "events", "stream_start", "load", "ws_churn"]
+ORDER = ["recording", "clips", "index", "events", "stream_start", "load", "ws_churn", "lpr"]
 TITLES = {
     "recording": "1. Recording cost",
     "clips": "2. Clip export",
@@ -20,6 +20,7 @@ TITLES = {
     "stream_start": "5. Stream start",
     "load": "6. HTTP load",
     "ws_churn": "7. WebSocket churn",
+    "lpr": "8. Licence-plate reading (LPR)",
 }
 FINDINGS = Path(__file__).resolve().parent / "findings.md"
 

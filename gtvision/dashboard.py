@@ -27,6 +27,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from admin_ctx.models import MosaicLayout
 from cidades.models import Camera, Prefeitura
+from lpr.messages import JS_MESSAGES as LPR_JS_MESSAGES
 
 SESSION_PREFEITURA = "dashboard_prefeitura"
 # Up to this many cameras the grid shows live players; more are shown as thumbnails.
@@ -44,6 +45,7 @@ STATUS_LABELS = {
 }
 JS_MESSAGES = [
     *STATUS_LABELS.values(),
+    *LPR_JS_MESSAGES,
     gettext_noop("Starting…"),
     gettext_noop("Connecting…"),
     gettext_noop("Live"),

@@ -1,11 +1,13 @@
 from django.urls import path
 
 from gtvision import dashboard
+from lpr.dashboard import lpr_page
 
 urlpatterns = [
     path("dashboard/", dashboard.dashboard, name="dashboard"),
     path("dashboard/mosaic/", dashboard.mosaic, name="dashboard-mosaic"),
     path("dashboard/cameras/<int:pk>/", dashboard.camera_page, name="dashboard-camera"),
+    path("dashboard/lpr/", lpr_page, name="dashboard-lpr"),
     path("dashboard/prefeitura/", dashboard.choose_prefeitura, name="dashboard-prefeitura"),
     path("dashboard/api/mosaic/", dashboard.mosaic_layout, name="dashboard-mosaic-layout"),
     path("dashboard/api/events/", dashboard.recent_events, name="dashboard-recent-events"),

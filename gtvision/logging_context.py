@@ -79,7 +79,8 @@ class JsonFormatter(_JsonFormatter):
         for name in CONTEXT_FIELDS:
             if log_data.get(name) is None:
                 log_data.pop(name, None)
-        return super().process_log_record(log_data)
+        ordered = {"time": log_data.pop("time", None), **log_data}  # time first, for the eye
+        return super().process_log_record(ordered)
 
 
 class TextFormatter(logging.Formatter):

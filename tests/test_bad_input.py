@@ -33,7 +33,7 @@ def _fast_password_hasher():
     """Users log in through Daphne, whose hashers are the real ones: keep the default."""
 
 
-TOKEN_MAX_AGE_S = 3
+TOKEN_MAX_AGE_S = 6
 SECRET_TEXT = "TOP-SECRET-OUTSIDE-THE-MEDIA-DIRECTORIES"
 
 
@@ -150,8 +150,8 @@ def test_path_traversal_in_media_urls(web, media, tenants):
         "index.m3u8%2F..%2F..%2Fsecret.m3u8", "." * 3 + ".m3u8", "a" * 300 + ".ts",
         "b" * 5000 + ".m3u8",
     ]  # fmt: skip
-    token = view_token(url, headers, media)
     for name in names:
+        token = view_token(url, headers, media)  # fresh: tokens live TOKEN_MAX_AGE_S here
         for extra in ({}, {"token": token}):
             response = requests.get(
                 f"{url}/api/streams/{stream}/hls/{name}",
@@ -179,6 +179,7 @@ def test_path_traversal_in_media_urls(web, media, tenants):
         assert_refused(response, 400, 401, 404)
         if response.headers.get("Content-Type", "").startswith("application/json"):
             assert isinstance(response.json(), dict)
+    media_token = playback_token(url, headers, media)
     seg = requests.get(
         f"{url}/api/recordings/segments/{segment}.ts", params={"token": media_token}, timeout=10
     )

@@ -86,7 +86,7 @@ def test_run_on_the_embedded_database(tmp_path):
         output = runall.communicate(timeout=60)[0].decode()
     assert runall.returncode == 0, output
     # the embedded database was stopped with the system
-    assert not (tmp_path / "data" / "pgdata" / "postmaster.pid").exists()
+    assert not (tmp_path / "data" / "pgdata" / "postmaster.pid").exists(), output
     assert (tmp_path / "data" / "field-encryption.key").stat().st_mode & 0o077 == 0
 
 

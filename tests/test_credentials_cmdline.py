@@ -59,7 +59,7 @@ def assert_nowhere(password: str, *texts: str) -> None:
 
 def test_password_never_on_a_command_line_log_or_error(tmp_path, settings):
     assert TestCamera.available(), INSTALL_HINT
-    server = TestCamera(mounts=("cam1",), user="viewer", password=PASSWORD)
+    server = TestCamera(mounts=("cam1", "cam2"), user="viewer", password=PASSWORD)
     server.start()
     run_dir = tmp_path / "run"
     supervisors: list[SupervisorProcess] = []
@@ -74,7 +74,7 @@ def test_password_never_on_a_command_line_log_or_error(tmp_path, settings):
         camera = CameraFactory(prefeitura=operador.prefeitura, source_url=server.url("cam1"))
         wrong = CameraFactory(
             prefeitura=operador.prefeitura,
-            source_url=server.url("cam1").replace(quote(PASSWORD, safe=""), WRONG),
+            source_url=server.url("cam2").replace(quote(PASSWORD, safe=""), WRONG),
             recording_enabled=False,
         )
         api = client_for(operador)

@@ -215,7 +215,7 @@ def test_prometheus_scrapes_real_figures_of_a_recording_camera(camera_server, se
             # Figures only the supervisor process knows, through the multiprocess directory.
             assert scraped(f'gtvision_ffmpeg_events_total{{{cam},event="start"}} >= 1') >= 1
             assert scraped("gtvision_supervisor_tick_duration_seconds_count > 0") > 0
-            assert scraped('gtvision_heartbeat_age_seconds{kind="media-supervisor"} < 30') >= 0
+            assert scraped('gtvision_worker_heartbeat_age_seconds{kind="media-supervisor"} < 30') >= 0
             assert scraped("gtvision_supervisor_cameras >= 1") >= 1
             # The web process's own: the latency of the route Prometheus scrapes.
             assert scraped('gtvision_http_request_duration_seconds_count{route="/metrics"}') > 0

@@ -90,9 +90,12 @@ def test_prometheus_metrics(client, tenants):
     Stream.objects.create(camera=tenants["a"]["camera"], status="RUNNING")
     services.heartbeat("media-supervisor@test", kind="media-supervisor")
     text = client.get("/metrics").content.decode()
-    assert 'gtvision_cameras{status="offline"} 2' in text
-    assert 'gtvision_streams{status="RUNNING"} 1' in text
-    assert 'gtvision_worker_heartbeat_age_seconds{name="media-supervisor@test"' in text
+    assert 'gtvision_cameras{status="offline"} 2.0' in text
+    assert 'gtvision_streams{status="RUNNING"} 1.0' in text
+    assert (
+        'gtvision_worker_heartbeat_age_seconds{kind="media-supervisor",name="media-supervisor@test"}'
+        in text
+    )
 
 
 def test_health_503_when_database_unreachable(client, db):

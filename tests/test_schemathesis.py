@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import requests
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -164,3 +165,33 @@ def test_api_conforms_to_its_schema(web, tenants, settings, media_root, tmp_path
     missing = missing.partition("Schema validation mismatch")[0]
     assert not [op for op in MUST_REACH if f"- {op}\n" in missing], missing
     (tmp_path / "stdout.txt").write_text(result.stdout)
+
+
+def test_error_responses_are_declared_with_their_body(web, tenants):
+    """Every operation declares its 400/401/403/404/429 (409 and 413 where they apply) with
+    a JSON body from ``components`` (one place: ``gtvision.drf.add_error_responses``)."""
+    url, _process = web
+    token = RefreshToken.for_user(tenants["admin"]).access_token
+    schema = requests.get(
+        f"{url}/api/schema/",
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/vnd.oai.openapi+json"},
+        timeout=30,
+    ).json()
+    assert set(schema["components"]["schemas"]["Error"]["required"]) == {"detail"}
+    operations = 0
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            codes = set(operation["responses"])
+            assert {"400", "401", "404", "429"} <= codes, (method, path, codes)
+            if not path.startswith("/api/auth/token"):
+                assert "403" in codes, (method, path)
+            if method in ("post", "put", "patch", "delete"):
+                assert "409" in codes, (method, path)
+            if "requestBody" in operation:
+                assert "413" in codes, (method, path)
+                assert set(operation["requestBody"]["content"]) == {"application/json"}, path
+            for code in ("400", "401", "404"):
+                body = operation["responses"][code]["content"]["application/json"]["schema"]
+                assert body["$ref"].startswith("#/components/schemas/"), (path, code)
+            operations += 1
+    assert operations >= 40

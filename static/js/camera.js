@@ -652,8 +652,15 @@
   /* ------------------------------------------------------------ start */
   // Read the state once ws/events is subscribed, so that no change in between is missed.
   events.ready.then(async () => {
-    startLive();
-    timeline.load(timeline.day);
+    // ?at=ISO (a plate read's link): play the recording from a few seconds before that moment.
+    const at = Date.parse(new URLSearchParams(window.location.search).get("at") || "");
+    if (Number.isNaN(at)) {
+      startLive();
+      timeline.load(timeline.day);
+    } else {
+      await timeline.load(time.dayKey(at - 5000));
+      playFrom(at - 5000);
+    }
     loadExports();
     try {
       setBadge(statusBadge, (await api(`/api/cameras/${camera.id}/`)).status);

@@ -141,8 +141,9 @@ class Command(BaseCommand):
         restart_window: float,
     ) -> bool:
         """Schedule the restart of an exited process; False once its budget is used up."""
+        # What it started dies with it (FFmpeg: PR_SET_PDEATHSIG) or is its own business: the
+        # embedded PostgreSQL a process started stays up for the others.
         code = proc.child.returncode
-        _kill_group(proc.child.pid, signal.SIGKILL)  # anything it left behind
         proc.child = None
         proc.exits.append(now)
         while proc.exits and now - proc.exits[0] > restart_window:
@@ -186,7 +187,6 @@ class Command(BaseCommand):
             except subprocess.TimeoutExpired:
                 _kill_group(child.pid, signal.SIGKILL)
                 child.wait()
-            _kill_group(child.pid, signal.SIGKILL)  # what is left of its group
 
 
 def _kill_group(pgid: int, signum: int) -> None:

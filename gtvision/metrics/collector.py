@@ -1,27 +1,8 @@
-"""Prometheus metrics (docs/observability.md lists every one).
-
-Two kinds:
-
-- Figures that live in PostgreSQL (cameras, streams, recorder states, segments, clips, the job
-  queue, heartbeats) are read at scrape time by :class:`DatabaseCollector`, with bounded
-  queries, so any web process gives the same, correct answer without sharing memory. The
-  expensive footage totals are cached for ``METRICS_FOOTAGE_CACHE_S``.
-- Figures only a process knows (HTTP latency, WebSocket connections, supervisor passes, FFmpeg
-  events, retention deletions) are ``prometheus_client`` metrics of that process. With
-  ``PROMETHEUS_MULTIPROC_DIR`` set (the same empty directory for every process of a host,
-  before they start), they are shared through it and ``/metrics`` sums them
-  (``prometheus_client`` multiprocess mode); unset, ``/metrics`` shows the web process's own.
-
-Labels are ids and fixed words only: never a tenant's name, a URL or a credential.
-"""
+"""Figures read from PostgreSQL (and the recordings disk) when /metrics is scraped."""
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import logging
-import os
-import re
 import shutil
 import time
 from collections.abc import Iterable, Iterator
@@ -29,18 +10,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -49,74 +19,7 @@ from prometheus_client.core import (
 )
 
 logger = logging.getLogger(__name__)
-
-# -- process-local metrics (multiprocess mode when PROMETHEUS_MULTIPROC_DIR is set) -------
-
-HTTP_LATENCY = Histogram(
-    "gtvision_http_request_duration_seconds",
-    "HTTP request latency by route (the URL pattern), method and status class.",
-    ["route", "method", "status"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-)
-WEBSOCKET_CONNECTIONS = Gauge(
-    "gtvision_websocket_connections",
-    "Open WebSocket connections.",
-    multiprocess_mode="livesum",
-)
-SUPERVISOR_TICK = Histogram(
-    "gtvision_supervisor_tick_duration_seconds",
-    "Duration of one media supervisor pass (reconcile, index, write states).",
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-)
-FFMPEG_EVENTS = Counter(
-    "gtvision_ffmpeg_events",
-    "FFmpeg lifecycle events per camera: start, exit, restart, stall, give_up.",
-    ["camera", "event"],
-)
-RETENTION_DELETED_SEGMENTS = Counter(
-    "gtvision_retention_deleted_segments",
-    "Recording segments (rows and files) deleted by retention, by reason.",
-    ["reason"],
-)
-RETENTION_DELETED_BYTES = Counter(
-    "gtvision_retention_deleted_bytes",
-    "Bytes of recordings deleted by retention, by reason.",
-    ["reason"],
-)
-
 CLIP_DURATION_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1800, 3600)
-_CAMERA_KEY = re.compile(r"^cam(\d+)$")
-
-
-def camera_of_key(key: str) -> str | None:
-    """The camera id of an FFmpeg key (``cam12`` -> ``"12"``), None for other keys."""
-    match = _CAMERA_KEY.match(key or "")
-    return match.group(1) if match else None
-
-
-class EventMetricsHandler(logging.Handler):
-    """Counts events that are logged once each: FFmpeg lifecycle events
-    (``extra={"event": "ffmpeg_<what>", "ffmpeg_key": "cam<id>"}``, streaming.process) and
-    retention purges ("purged %s" with a ``Purge``, recordings.retention). The log line is the
-    one place these events are reported, so the counter never disagrees with the log."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        event = getattr(record, "event", None)
-        try:
-            if record.name == "recordings.retention" and record.msg == "purged %s":
-                purge = record.args[0] if isinstance(record.args, tuple) else None
-                RETENTION_DELETED_SEGMENTS.labels(reason=purge.reason).inc(purge.segments)
-                RETENTION_DELETED_BYTES.labels(reason=purge.reason).inc(purge.size_bytes)
-                return
-            if not event:
-                return
-            if event.startswith("ffmpeg_"):
-                camera = camera_of_key(getattr(record, "ffmpeg_key", ""))
-                if camera is not None:
-                    FFMPEG_EVENTS.labels(camera=camera, event=event[len("ffmpeg_") :]).inc()
-        except Exception:  # noqa: BLE001 - a metric never breaks logging
-            self.handleError(record)
-
 
 # -- figures read from PostgreSQL at scrape time ---------------------------------------------
 
@@ -145,6 +48,24 @@ def recording_lags(now=None) -> dict[int, float]:
             """
         )
         return {camera_id: _age(now, at) for camera_id, at in cursor.fetchall()}
+
+
+def job_queue(now=None) -> list[tuple[str, int, float | None]]:
+    """(queue, jobs due and waiting, age in seconds of the oldest) per procrastinate queue."""
+    now = now or timezone.now()
+    rows = _rows(
+        """
+        SELECT j.queue_name, count(*), min(COALESCE(j.scheduled_at, e.at))
+        FROM procrastinate_jobs j
+        LEFT JOIN LATERAL (
+            SELECT min(at) AS at FROM procrastinate_events
+            WHERE job_id = j.id AND type = 'deferred'
+        ) e ON TRUE
+        WHERE j.status = 'todo' AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
+        GROUP BY j.queue_name ORDER BY j.queue_name
+        """
+    )
+    return [(queue, count, _age(now, since)) for queue, count, since in rows]
 
 
 def storage_usage() -> dict[str, tuple[int, int]]:
@@ -247,6 +168,16 @@ class DatabaseCollector:
                 "camera_id", "status", "fps", "bitrate_kbps", "bytes_received", "last_frame_at"
             )
         )
+        streams_by_status = GaugeMetricFamily(
+            "gtvision_streams", "Live streams by status.", labels=["status"]
+        )
+        counts = dict.fromkeys(Stream.Status.values, 0)
+        for status, count in _rows("SELECT status, count(*) FROM streaming_stream GROUP BY 1"):
+            counts[status] = count
+        for status, count in sorted(counts.items()):
+            streams_by_status.add_metric([status], count)
+        yield streams_by_status
+
         recorders = dict(RecorderStatus.objects.values_list("camera_id", "status"))
         # A camera's pull: its live stream's state, else its recorder's.
         states = {camera_id: status for camera_id, status in recorders.items()}
@@ -374,23 +305,10 @@ class DatabaseCollector:
             "Age of the oldest job waiting to run, per queue.",
             labels=["queue"],
         )
-        rows = _rows(
-            """
-            SELECT j.queue_name, count(*),
-                   min(COALESCE(j.scheduled_at, e.at))
-            FROM procrastinate_jobs j
-            LEFT JOIN LATERAL (
-                SELECT min(at) AS at FROM procrastinate_events
-                WHERE job_id = j.id AND type = 'deferred'
-            ) e ON TRUE
-            WHERE j.status = 'todo' AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
-            GROUP BY j.queue_name ORDER BY j.queue_name
-            """
-        )
-        for queue, count, since in rows:
+        for queue, count, age in job_queue(now):
             depth.add_metric([queue], count)
-            if since is not None:
-                oldest.add_metric([queue], _age(now, since))
+            if age is not None:
+                oldest.add_metric([queue], age)
         yield depth
         yield oldest
 
@@ -398,7 +316,7 @@ class DatabaseCollector:
         from streaming.models import WorkerHeartbeat
 
         age = GaugeMetricFamily(
-            "gtvision_heartbeat_age_seconds",
+            "gtvision_worker_heartbeat_age_seconds",
             "Seconds since each long-running process (supervisor, job worker) reported.",
             labels=["name", "kind"],
         )
@@ -425,95 +343,4 @@ def _rows(sql: str) -> list[tuple]:
         return list(cursor.fetchall())
 
 
-_DATABASE_COLLECTOR = DatabaseCollector()
-
-
-class _ProcessCollector:
-    """This process's own metrics (the default registry), when not in multiprocess mode."""
-
-    def describe(self) -> list[Metric]:
-        return []
-
-    def collect(self) -> Iterable[Metric]:
-        return REGISTRY.collect()
-
-
-def multiprocess_dir() -> str | None:
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
-
-
-def exposition() -> bytes:
-    """The text exposition of every metric."""
-    registry = CollectorRegistry()
-    if multiprocess_dir():
-        multiprocess.MultiProcessCollector(registry)
-    else:
-        registry.register(_ProcessCollector())
-    registry.register(_DATABASE_COLLECTOR)
-    return generate_latest(registry)
-
-
-def metrics_allowed(request: HttpRequest) -> bool:
-    """``METRICS_TOKEN`` set: only ``Authorization: Bearer <token>``; unset: loopback only."""
-    token = settings.METRICS_TOKEN
-    if token:
-        scheme, _sep, given = request.headers.get("Authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            given.strip().encode(), token.encode()
-        )
-    from gtvision.login_guard import client_ip  # not at import: LOGGING loads this module
-
-    address = client_ip(request)
-    try:
-        return address is not None and ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
-
-
-def metrics_view(request: HttpRequest) -> HttpResponse:
-    if not metrics_allowed(request):
-        response = HttpResponse("unauthorized\n", status=401, content_type="text/plain")
-        if settings.METRICS_TOKEN:
-            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
-        return response
-    response = HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
-    response["Cache-Control"] = "no-store"
-    return response
-
-
-# -- /health checks built on the same figures ------------------------------------------------
-
-
-def check_disk() -> dict:
-    """Free space on the recordings disk against ``RETENTION_DISK_FLOOR_BYTES``."""
-    floor = settings.RETENTION_DISK_FLOOR_BYTES
-    try:
-        free, _total = storage_usage()["local"]
-    except OSError as exc:
-        return {"ok": False, "error": f"cannot read the recordings disk ({type(exc).__name__})"}
-    check = {"ok": free >= floor, "free_bytes": free, "floor_bytes": floor}
-    if not check["ok"]:
-        check["error"] = (
-            f"{free / 1024**3:.1f} GiB free on the recordings disk, under the floor of "
-            f"{floor / 1024**3:.1f} GiB"
-        )
-    return check
-
-
-def check_recording_lag() -> dict:
-    """Every recorded camera has a segment indexed within ``RECORDING_LAG_MAX_S``."""
-    limit = settings.RECORDING_LAG_MAX_S
-    lags = recording_lags()
-    late = {camera_id: lag for camera_id, lag in lags.items() if lag > limit}
-    check = {
-        "ok": not late,
-        "recorded_cameras": len(lags),
-        "max_lag_s": round(max(lags.values()), 1) if lags else 0.0,
-    }
-    if late:
-        worst = sorted(late, key=late.get, reverse=True)[:10]
-        check["error"] = (
-            f"{len(late)} recorded camera(s) with no segment indexed for more than "
-            f"{limit:.0f} s: {', '.join(str(c) for c in worst)}"
-        )
-    return check
+DATABASE_COLLECTOR = DatabaseCollector()
