@@ -93,7 +93,8 @@ class User(AbstractUser):
 class AuditEntry(models.Model):
     """One LGPD audit record. Append-only: a database trigger refuses UPDATE and DELETE."""
 
-    at = models.DateTimeField(_("when"), auto_now_add=True, db_index=True)
+    # set by ``admin_ctx.audit.record`` before the entry's hash is computed over it
+    at = models.DateTimeField(_("when"), default=timezone.now, editable=False, db_index=True)
     actor = models.ForeignKey(
         User,
         on_delete=models.DO_NOTHING,
@@ -116,6 +117,13 @@ class AuditEntry(models.Model):
     target_id = models.CharField(_("target id"), max_length=64, blank=True)
     ip = models.GenericIPAddressField(_("IP address"), null=True)
     details = models.JSONField(_("details"), default=dict, blank=True)
+    # Hash chain (admin_ctx.audit): ``chain`` is the prefeitura's id, 0 for the platform's
+    # entries; ``seq`` counts from 1 in each chain; ``hash`` is the SHA-256 of the entry's
+    # canonical serialization, which includes ``prev_hash``, the hash of entry ``seq - 1``.
+    chain = models.PositiveIntegerField(_("chain"), null=True, editable=False)
+    seq = models.PositiveBigIntegerField(_("sequence"), null=True, editable=False)
+    prev_hash = models.CharField(_("previous hash"), max_length=64, blank=True, editable=False)
+    hash = models.CharField(_("hash"), max_length=64, blank=True, editable=False)
 
     tenant_lookup = "prefeitura_id"
     objects = TenantQuerySet.as_manager()
@@ -125,6 +133,9 @@ class AuditEntry(models.Model):
         verbose_name = _("audit entry")
         verbose_name_plural = _("audit log")
         indexes = [models.Index(fields=["prefeitura", "-at"])]
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "seq"], name="one_audit_entry_per_chain_seq")
+        ]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_username or '-'} {self.action}"
@@ -136,6 +147,23 @@ class AuditEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("audit entries are append-only")
+
+
+class AuditChainHead(models.Model):
+    """The last entry of one audit chain: locked (``FOR UPDATE``) by every append to the
+    chain, so concurrent writers never fork it, and compared by ``verify_audit`` with the
+    chain's last entry, so entries deleted from its end are noticed too."""
+
+    chain = models.PositiveIntegerField(_("chain"), primary_key=True)
+    seq = models.PositiveBigIntegerField(_("sequence"), default=0)
+    hash = models.CharField(_("hash"), max_length=64, blank=True)
+
+    class Meta:
+        verbose_name = _("audit chain head")
+        verbose_name_plural = _("audit chain heads")
+
+    def __str__(self) -> str:
+        return f"audit chain {self.chain} at {self.seq}"
 
 
 class MosaicLayout(models.Model):

@@ -27,7 +27,10 @@ class PrefeituraAdminForm(forms.ModelForm):
 
     class Meta:
         model = Prefeitura
-        fields = ["name", "uf", "ibge_code", "cnpj", "plan", "max_cameras", "active"]
+        fields = [
+            "name", "uf", "ibge_code", "cnpj", "plan", "max_cameras", "active",
+            "reason_required_for",
+        ]  # fmt: skip
 
 
 @admin.register(Prefeitura)

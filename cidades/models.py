@@ -12,6 +12,14 @@ from gtvision import crypto
 from gtvision.tenancy import TenantQuerySet
 
 
+class ReasonPolicy(models.TextChoices):
+    """Who must justify access to recorded footage (playback, clip export): LGPD art. 6."""
+
+    NONE = "none", _("nobody")
+    OPERADORES = "operadores", _("operators")
+    ALL = "all", _("everyone")
+
+
 class Prefeitura(models.Model):
     class Plan(models.TextChoices):
         BASICO = "basico", _("Basic")
@@ -27,6 +35,13 @@ class Prefeitura(models.Model):
     plan = models.CharField(_("plan"), max_length=10, choices=Plan.choices, default=Plan.BASICO)
     max_cameras = models.PositiveIntegerField(_("camera quota"), default=50)
     active = models.BooleanField(_("active"), default=True)
+    reason_required_for = models.CharField(
+        _("access reason required for"),
+        max_length=10,
+        choices=ReasonPolicy.choices,
+        default=ReasonPolicy.OPERADORES,
+        help_text=_("Who must give a reason to play back recorded footage or export a clip."),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     tenant_lookup = "id"

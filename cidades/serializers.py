@@ -20,6 +20,7 @@ class PrefeituraSerializer(serializers.ModelSerializer):
             "retention_days",
             "max_cameras",
             "active",
+            "reason_required_for",
             "created_at",
         ]
         read_only_fields = ["created_at"]

@@ -139,7 +139,9 @@ def delete_camera(
     camera.delete()
 
 
-PREFEITURA_AUDIT_FIELDS = ("name", "uf", "ibge_code", "cnpj", "plan", "max_cameras", "active")
+PREFEITURA_AUDIT_FIELDS = (
+    "name", "uf", "ibge_code", "cnpj", "plan", "max_cameras", "active", "reason_required_for",
+)  # fmt: skip
 
 
 def _require_platform_admin(actor: User | None) -> None:

@@ -189,6 +189,7 @@ class PostgresChannelLayer(BaseChannelLayer):
                         (ALIVE_LOCK_CLASS, self.client_prefix),
                     )
                     if reconnected:
+                        await self._reset_pool()
                         await self._rejoin(state)
                     reconnected = True
                     caught_up = await self._catch_up(state)
@@ -201,6 +202,18 @@ class PostgresChannelLayer(BaseChannelLayer):
                 logger.warning("channel layer listener: %s; reconnecting", type(exc).__name__)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_S)
+
+    async def _reset_pool(self) -> None:
+        """After an outage: a fresh pool. psycopg_pool retries a failed connection with an
+        exponential backoff, so after a two-minute outage the old pool stayed empty for ~30 s
+        more and every WebSocket connect (``group_add``) failed with PoolTimeout meanwhile
+        (tests/faults/test_database_outage.py, long mode)."""
+        pool = _pools.get(asyncio.get_running_loop(), {}).pop(self.conninfo, None)
+        if pool is not None:
+            try:
+                await pool.close(timeout=1)
+            except Exception:  # noqa: BLE001 - the old pool's state does not matter any more
+                logger.debug("closing the channel layer's old pool failed", exc_info=True)
 
     async def _rejoin(self, state: _LoopState) -> None:
         """After an outage: put back group rows another process's janitor may have removed

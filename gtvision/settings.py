@@ -41,6 +41,18 @@ FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEY", []) or [
 ]
 PUBLIC_URL = env_str("PUBLIC_URL", "http://127.0.0.1:8000")
 
+
+def _ed25519_pem() -> str:
+    from gtvision.crypto import new_signing_key_pem
+
+    return new_signing_key_pem()
+
+
+# Ed25519 private key (PEM, PKCS#8) signing clips' chain-of-custody manifests (docs/lgpd.md)
+CUSTODY_SIGNING_KEY = env_str("CUSTODY_SIGNING_KEY") or _secret_from_file(
+    "custody-signing.key", _ed25519_pem
+)
+
 # --- Security: hosts, proxies, HTTPS, login throttling, CSP (docs/security.md) -------------
 _PUBLIC = urlsplit(PUBLIC_URL)
 _PUBLIC_HOST = _PUBLIC.hostname or ""
@@ -234,7 +246,7 @@ REST_FRAMEWORK = {
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DATETIME_FORMAT": "iso-8601",
 }
-# Largest request body read into memory (JSON API bodies are small): larger is a 400.
+# Largest request body accepted (JSON bodies are small): larger is a 413 on the API.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024)
 SPECTACULAR_SETTINGS = {
     "TITLE": "GT-Vision VMS API",

@@ -1,12 +1,13 @@
 """One read per vehicle pass: frames' plate candidates voted together, repeats suppressed.
 
 A *pass* collects the candidates of consecutive frames whose plates are close to each other
-(within ``PASS_DISTANCE`` edits of the pass's first plate key). It closes when no candidate
-has joined it for ``gap_s`` seconds, or once it is ``max_pass_s`` old (a parked car must not
-delay its read forever); then its candidates are voted per character (``plates.vote``) and
-the pass yields one ``PassRead`` with the best frame's box and crop. The same plate key on
-the same camera within ``cooldown_s`` of the previous read is suppressed (a car waiting at
-a light is one pass).
+(within ``PASS_DISTANCE`` edits of the pass's first plate key). It closes as soon as
+``confirm_frames`` frames read the same plate (the read does not wait for the car to leave),
+when no candidate has joined it for ``gap_s`` seconds, or once it is ``max_pass_s`` old (a
+parked car must not delay its read forever); then its candidates are voted per character
+(``plates.vote``) and the pass yields one ``PassRead`` with the best frame's box and crop.
+The same plate key on the same camera within ``cooldown_s`` of the previous read is
+suppressed (a car waiting at a light is one pass).
 
 Pure Python; time is passed in by the caller (seconds, any monotonic clock).
 """
@@ -22,6 +23,7 @@ PASS_DISTANCE = 2
 DEFAULT_GAP_S = 1.2
 DEFAULT_MAX_PASS_S = 3.0
 DEFAULT_COOLDOWN_S = 60.0
+DEFAULT_CONFIRM_FRAMES = 3
 MIN_CONFIDENCE = 0.5
 
 
@@ -56,11 +58,13 @@ class PlateTracker:
         max_pass_s: float = DEFAULT_MAX_PASS_S,
         cooldown_s: float = DEFAULT_COOLDOWN_S,
         min_confidence: float = MIN_CONFIDENCE,
+        confirm_frames: int = DEFAULT_CONFIRM_FRAMES,
     ) -> None:
         self.gap_s = gap_s
         self.max_pass_s = max_pass_s
         self.cooldown_s = cooldown_s
         self.min_confidence = min_confidence
+        self.confirm_frames = confirm_frames
         self._open: list[_Pass] = []
         self._last_read: dict[str, float] = {}  # plate key -> when it was last read
 
@@ -84,7 +88,10 @@ class PlateTracker:
         closed = [
             p
             for p in self._open
-            if force or now - p.last_seen >= self.gap_s or now - p.first_seen >= self.max_pass_s
+            if force
+            or now - p.last_seen >= self.gap_s
+            or now - p.first_seen >= self.max_pass_s
+            or self._confirmed(p)
         ]
         self._open = [p for p in self._open if p not in closed]
         reads = []
@@ -93,6 +100,15 @@ class PlateTracker:
             if read is not None:
                 reads.append(read)
         return reads
+
+    def _confirmed(self, current: _Pass) -> bool:
+        """Whether ``confirm_frames`` confident frames of the pass read the same plate key."""
+        counts: dict[str, int] = {}
+        for candidate, _ in current.readings:
+            if candidate.confidence >= self.min_confidence:
+                key = plates.plate_key(candidate.plate)
+                counts[key] = counts.get(key, 0) + 1
+        return max(counts.values(), default=0) >= self.confirm_frames
 
     def _close(self, finished: _Pass, now: float) -> PassRead | None:
         voted = plates.vote([(c.plate, c.confidence) for c, _ in finished.readings])

@@ -232,7 +232,8 @@ def _store_read(camera_id: int, read, at: datetime) -> None:
         crop=read.crop,
         at=at,
     )
-    logger.info("lpr camera %s: %s (%.2f)", camera_id, read.plate, read.confidence)
+    # Plates are personal data (LGPD): they go to the audited database, not to the log.
+    logger.debug("lpr camera %s: read stored (%.2f)", camera_id, read.confidence)
 
 
 def camera_sources() -> dict[int, str]:

@@ -33,6 +33,7 @@ class ClipError(Exception):
 
 @dataclass(frozen=True)
 class _Entry:
+    segment: Segment
     path: Path
     inpoint: float | None
     outpoint: float | None
@@ -75,7 +76,7 @@ def plan(clip: Clip) -> list[_Entry]:
         if index == len(segments) - 1 and clip.end < segment.end:
             outpoint = (clip.end - segment.start).total_seconds()
         seconds = (outpoint if outpoint is not None else segment.duration_s) - (inpoint or 0.0)
-        entries.append(_Entry(path, inpoint, outpoint, max(seconds, 0.0)))
+        entries.append(_Entry(segment, path, inpoint, outpoint, max(seconds, 0.0)))
     return entries
 
 
@@ -104,7 +105,11 @@ def _export(clip: Clip) -> None:
         storage.unlink(list_path)
         storage.unlink(partial)
     services.finish_clip(
-        clip, size_bytes=final.stat().st_size, duration_s=round(duration, 3), sha256=sha256(final)
+        clip,
+        size_bytes=final.stat().st_size,
+        duration_s=round(duration, 3),
+        sha256=sha256(final),
+        segments=[entry.segment for entry in entries],
     )
 
 

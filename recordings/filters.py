@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from gtvision.api import AwareDateTimeField
+from recordings.access import ReasonFields
 from recordings.models import Clip
 
 
@@ -23,6 +24,10 @@ class TimeRangeQuery(_RangeChecks, serializers.Serializer):
 
     start = AwareDateTimeField()
     end = AwareDateTimeField()
+
+
+class PlaybackQuery(TimeRangeQuery, ReasonFields):
+    """``?start=&end=`` and, where the prefeitura requires it, ``reason`` (``protocol``)."""
 
 
 class SegmentSearchQuery(_RangeChecks, serializers.Serializer):

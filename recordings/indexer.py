@@ -7,6 +7,9 @@ live writer has open (the newest one while ``writer_alive``); an unlisted closed
 (FFmpeg killed or restarted: the list is truncated on every start) is measured by reading
 it through FFmpeg. Empty or unreadable files are deleted.
 
+Each file's SHA-256 is computed here, once, right after FFmpeg wrote it (read back from the
+page cache) and stored with its row for the chain of custody (``recordings.custody``).
+
 Each segment's row is committed first and the file then moved to its day directory; a
 crash in between is completed on the next pass (the row already exists: only the move is
 left), so there is never a row without a file and never a second row for a file.
@@ -19,6 +22,7 @@ segments then neither overlap nor leave a false gap, and ``floor(start)`` is the
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import logging
 import os
@@ -147,7 +151,11 @@ def _index_file(
         )
     target = storage.archive_path(camera_id, named)
     target.parent.mkdir(parents=True, exist_ok=True)
-    segment, created = _create_row(camera_id, prefeitura_id, named, duration, size)
+    try:
+        digest = file_sha256(path)  # just written: read back from the page cache
+    except FileNotFoundError:
+        return None  # indexed meanwhile by another caller
+    segment, created = _create_row(camera_id, prefeitura_id, named, duration, size, digest)
     if not created and target.exists():
         logger.warning("duplicate recording %s of an indexed segment: deleted", path)
         storage.unlink(path)
@@ -165,6 +173,7 @@ def _create_row(
     named: datetime,
     duration: float,
     size: int,
+    sha256: str,
     *,
     location: str = "",
     overlap_check: bool = False,
@@ -187,7 +196,12 @@ def _create_row(
         ):
             return None, False
         segment = Segment.objects.create(
-            camera_id=camera_id, start=start, end=end, size_bytes=size, location=location
+            camera_id=camera_id,
+            start=start,
+            end=end,
+            size_bytes=size,
+            location=location,
+            sha256=sha256,
         )
         events.publish(
             events.RecordingSegment(
@@ -225,9 +239,25 @@ def index_found_file(camera_id: int, path: Path) -> Segment | None:
     relative = os.path.relpath(path, storage.recordings_root())
     location = "" if relative == storage.canonical_location(camera_id, named) else relative
     segment, created = _create_row(
-        camera_id, prefeitura_id, named, duration, size, location=location, overlap_check=True
+        camera_id,
+        prefeitura_id,
+        named,
+        duration,
+        size,
+        file_sha256(path),
+        location=location,
+        overlap_check=True,
     )
     return segment if created else None
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read once in 1 MiB chunks (chain of custody: ``Segment.sha256``)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _existing(camera_id: int, named: datetime) -> Segment | None:

@@ -145,6 +145,8 @@ class Segment(models.Model):
         db_default="",
         help_text=_("Path under the recordings directory; empty: derived from camera and start."),
     )
+    # chain of custody: the file's SHA-256, computed once by the indexer (empty: not known)
+    sha256 = models.CharField(_("SHA-256"), max_length=64, blank=True, default="", db_default="")
 
     tenant_lookup = "camera__prefeitura_id"
     objects = SegmentQuerySet.as_manager()
@@ -199,6 +201,10 @@ class Clip(models.Model):
     duration_s = models.FloatField(_("duration (s)"), null=True, blank=True)
     sha256 = models.CharField(_("SHA-256"), max_length=64, blank=True)
     error = models.CharField(_("error"), max_length=500, blank=True)
+    reason = models.CharField(_("reason"), max_length=500, blank=True)
+    protocol = models.CharField(_("protocol"), max_length=100, blank=True)
+    # the signed chain-of-custody manifest (JSON, recordings.custody), written when DONE
+    custody_manifest = models.TextField(_("custody manifest"), blank=True, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -227,3 +233,52 @@ class Clip(models.Model):
 
     def __str__(self) -> str:
         return f"clip {self.pk} of camera {self.camera_id} ({self.status})"
+
+
+class EvidenceLockQuerySet(TenantQuerySet):
+    def active(self, now: datetime | None = None) -> EvidenceLockQuerySet:
+        """Locks in force: without expiry or expiring after ``now``."""
+        now = now or timezone.now()
+        return self.filter(models.Q(expires_at=None) | models.Q(expires_at__gt=now))
+
+
+class EvidenceLock(models.Model):
+    """A camera's footage in ``[start, end)`` kept as evidence: retention and the disk floor
+    never delete a segment overlapping an active lock (``recordings.evidence``)."""
+
+    camera = models.ForeignKey(
+        "cidades.Camera",
+        on_delete=models.CASCADE,
+        related_name="evidence_locks",
+        verbose_name=_("camera"),
+    )
+    start = models.DateTimeField(_("start"))
+    end = models.DateTimeField(_("end"))
+    reason = models.CharField(_("reason"), max_length=500)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    tenant_lookup = "camera__prefeitura_id"
+    objects = EvidenceLockQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("evidence lock")
+        verbose_name_plural = _("evidence locks")
+        indexes = [models.Index(fields=["camera", "start"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(end__gt=F("start")), name="evidence_lock_end_after_start"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"evidence lock {self.pk} of camera {self.camera_id}"

@@ -2,7 +2,7 @@ from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from gtvision.api import AwareDateTimeField
-from recordings.models import Clip, Recording, Segment
+from recordings.models import Clip, EvidenceLock, Recording, Segment
 
 
 class RecordingSerializer(serializers.ModelSerializer):
@@ -64,6 +64,8 @@ class ClipSerializer(serializers.ModelSerializer):
             "duration_s",
             "sha256",
             "error",
+            "reason",
+            "protocol",
             "created_by",
             "created_at",
             "finished_at",
@@ -92,5 +94,38 @@ class SpanSerializer(serializers.Serializer):
     end = serializers.DateTimeField()
 
 
+
+
+class EvidenceLockSerializer(serializers.ModelSerializer):
+    camera_id = serializers.IntegerField(min_value=1)
+    start = AwareDateTimeField()
+    end = AwareDateTimeField()
+    expires_at = AwareDateTimeField(required=False, allow_null=True)
+    created_by = serializers.CharField(
+        source="created_by.username", read_only=True, default=None, allow_null=True
+    )
+
+    class Meta:
+        model = EvidenceLock
+        fields = [
+            "id", "camera_id", "start", "end", "reason", "expires_at", "created_by", "created_at",
+        ]  # fmt: skip
+        read_only_fields = ["created_at"]
+
+    def validate(self, attrs):
+        if attrs["end"] <= attrs["start"]:
+            raise serializers.ValidationError({"end": [_("End must be after start.")]})
+        return attrs
+
+
+class LockSpanSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    reason = serializers.CharField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+
 class TimelineSerializer(serializers.Serializer):
     spans = SpanSerializer(many=True)
+    locks = LockSpanSerializer(many=True, required=False)

@@ -19,7 +19,7 @@ from cidades.models import Camera
 from gtvision import events
 from gtvision.api import Conflict
 from gtvision.errors import QuotaExceeded
-from recordings import storage
+from recordings import access, storage
 from recordings.models import Clip, Recording, Segment
 
 
@@ -132,9 +132,12 @@ def create_clip(
     *,
     actor: User | None,
     request: HttpRequest | None = None,
+    reason: str | None = None,
+    protocol: str | None = None,
 ) -> Clip:
-    """Queue the export of ``[start, end]``; 400 unless it is a recorded, short enough range,
-    ``QuotaExceeded`` (429) past the clip quotas."""
+    """Queue the export of ``[start, end]``; 400 unless it is a recorded, short enough range
+    (and justified, where the prefeitura requires a reason), ``QuotaExceeded`` (429) past the
+    clip quotas."""
     from recordings.tasks import build_clip  # tasks -> clips -> services: import when used
 
     limit = settings.CLIP_MAX_SECONDS
@@ -142,6 +145,7 @@ def create_clip(
         raise ValidationError({"end": [_("End must be after start.")]})
     if (end - start).total_seconds() > limit:
         raise ValidationError({"end": [_("A clip lasts at most %(n)d seconds.") % {"n": limit}]})
+    justified = access.justification(actor, camera, reason, protocol)
     recorded = Segment.objects.filter(camera=camera).overlapping(start, end)
     if not recorded.exists():
         raise ValidationError({"start": [_("Nothing was recorded in this period.")]})
@@ -153,10 +157,13 @@ def create_clip(
             end=end,
             created_by=actor,
             expires_at=timezone.now() + timedelta(days=settings.CLIP_EXPIRY_DAYS),
+            reason=justified.get("reason", ""),
+            protocol=justified.get("protocol", ""),
         )
         # The job is a row in the same database: it commits (or not) with the clip.
         build_clip.defer(clip_id=clip.pk)
         details = {"clip_id": clip.pk, "start": start.isoformat(), "end": end.isoformat()}
+        details.update(justified)
         audit.record("clip.create", actor=actor, request=request, target=camera, details=details)
         _clip_progress_event(clip)
     return clip
@@ -262,13 +269,24 @@ def clip_progress(clip: Clip, progress: float) -> None:
     _clip_progress_event(clip)
 
 
-def finish_clip(clip: Clip, *, size_bytes: int, duration_s: float | None, sha256: str) -> Clip:
+def finish_clip(
+    clip: Clip,
+    *,
+    size_bytes: int,
+    duration_s: float | None,
+    sha256: str,
+    segments: list[Segment] | None = None,
+) -> Clip:
+    """Mark the export DONE with its file's facts and its signed custody manifest."""
+    from recordings import custody  # custody -> indexer -> events: import when used
+
     clip.status = Clip.Status.DONE
     clip.progress = 1.0
     clip.size_bytes = size_bytes
     clip.duration_s = duration_s
     clip.sha256 = sha256
     clip.finished_at = timezone.now()
+    clip.custody_manifest = custody.sign_manifest(custody.manifest_fields(clip, segments or []))
     clip.save()
     _clip_done_event(clip)
     return clip
@@ -286,6 +304,7 @@ def fail_clip(clip: Clip, error: str) -> Clip:
 
 def audit_clip_download(clip: Clip, *, actor: User, request: HttpRequest | None = None) -> None:
     details = {"clip_id": clip.pk, "sha256": clip.sha256}
+    details.update({key: value for key in ("reason", "protocol") if (value := getattr(clip, key))})
     if request is not None and request.headers.get("Range"):
         details["range"] = request.headers["Range"]
     audit.record("clip.download", actor=actor, request=request, target=clip.camera, details=details)
@@ -299,10 +318,19 @@ def audit_playback(
     actor: User,
     request: HttpRequest | None = None,
     kind: str = "playlist",
+    justified: dict[str, str] | None = None,
 ) -> None:
+    """Audit a playback (``justified``: from ``playback_justification``) or a snapshot."""
     action = "recording.playback" if kind == "playlist" else "recording.snapshot"
-    audit.record(action, actor=actor, request=request, target=camera,
-                 details={"start": start.isoformat(), "end": end.isoformat()})  # fmt: skip
+    details = {"start": start.isoformat(), "end": end.isoformat(), **(justified or {})}
+    audit.record(action, actor=actor, request=request, target=camera, details=details)
+
+
+def playback_justification(
+    camera: Camera, *, actor: User, reason: str | None, protocol: str | None
+) -> dict[str, str]:
+    """Check a playback's reason before its playlist is issued (400 naming ``reason``)."""
+    return access.justification(actor, camera, reason, protocol)
 
 
 def expire_clips(now: datetime | None = None) -> int:

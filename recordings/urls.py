@@ -23,5 +23,10 @@ urlpatterns = [
     ),
     path("cameras/<int:pk>/playback.m3u8", views.PlaybackView.as_view(), name="camera-playback"),
     path("cameras/<int:pk>/snapshot.jpg", views.SnapshotView.as_view(), name="camera-snapshot"),
+    path(
+        "custody/public-key.pem",
+        views.CustodyPublicKeyView.as_view(),
+        name="custody-public-key",
+    ),
     path("", include(router.urls)),
 ]

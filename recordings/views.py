@@ -21,9 +21,16 @@ from rest_framework.views import APIView
 
 from admin_ctx.models import Role, User
 from cidades.models import Camera
+from gtvision import crypto
 from gtvision.api import Conflict, RolePermission
 from recordings import media, queries, services, storage
-from recordings.filters import ClipFilterSet, SegmentSearchQuery, SnapshotQuery, TimeRangeQuery
+from recordings.filters import (
+    ClipFilterSet,
+    PlaybackQuery,
+    SegmentSearchQuery,
+    SnapshotQuery,
+    TimeRangeQuery,
+)
 from recordings.http import ranged_file_response
 from recordings.models import Clip, Recording, Segment
 from recordings.playlist import vod_playlist
@@ -184,7 +191,13 @@ class ClipViewSet(
         data = serializer.validated_data
         camera = visible_camera(request, data["camera_id"])
         clip = services.create_clip(
-            camera, data["start"], data["end"], actor=request.user, request=request
+            camera,
+            data["start"],
+            data["end"],
+            actor=request.user,
+            request=request,
+            reason=data.get("reason"),
+            protocol=data.get("protocol"),
         )
         return Response(self.get_serializer(clip).data, status=status.HTTP_202_ACCEPTED)
 
@@ -199,6 +212,43 @@ class ClipViewSet(
         name = f"gtvision-{clip.camera.code}-{stamp}-clip{clip.pk}.mp4"
         response = ranged_file_response(request, path, "video/mp4", filename=name)
         services.audit_clip_download(clip, actor=request.user, request=request)
+        return response
+
+    @extend_schema(
+        responses={
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            409: OpenApiResponse(description="The clip is not DONE: no manifest yet."),
+        },
+        description="The clip's chain-of-custody manifest, signed with the platform's Ed25519 "
+        "key (`/api/custody/public-key.pem`); see docs/lgpd.md.",
+    )
+    @action(detail=True, methods=["get"])
+    def manifest(self, request, pk=None):
+        clip = self.get_object()
+        if clip.status != Clip.Status.DONE or not clip.custody_manifest:
+            raise Conflict(_("This clip has no custody manifest yet."), status=clip.status)
+        response = HttpResponse(clip.custody_manifest, content_type="application/json")
+        response["Content-Disposition"] = (
+            f'attachment; filename="gtvision-clip{clip.pk}-manifest.json"'
+        )
+        return response
+
+
+class CustodyPublicKeyView(APIView):
+    """The platform's Ed25519 public key, which verifies clips' custody manifests (public)."""
+
+    authentication_classes: list = []
+    permission_classes = [permissions.AllowAny]
+    content_negotiation_class = FirstRendererNegotiation
+
+    @extend_schema(
+        auth=[],
+        responses={(200, "application/x-pem-file"): OpenApiTypes.STR},
+        description="Ed25519 public key (PEM) that verifies `GET /api/clips/{id}/manifest`.",
+    )
+    def get(self, request):
+        response = HttpResponse(crypto.public_key_pem(), content_type="application/x-pem-file")
+        response["Content-Disposition"] = 'inline; filename="gtvision-custody-public-key.pem"'
         return response
 
 
@@ -221,20 +271,24 @@ class TimelineView(CameraRecordingView):
 
 class PlaybackView(CameraRecordingView):
     @extend_schema(
-        parameters=[TimeRangeQuery],
+        parameters=[PlaybackQuery],
         responses={
             (200, "application/vnd.apple.mpegurl"): OpenApiTypes.STR,
+            400: OpenApiResponse(description="Bad range, or a required `reason` is missing."),
             404: OpenApiResponse(description="Nothing recorded in the range."),
         },
     )
     def get(self, request, pk: int):
         camera = visible_camera(request, pk)
-        params = query(TimeRangeQuery, request)
+        params = query(PlaybackQuery, request)
         start, end = params["start"], params["end"]
         limit = settings.PLAYBACK_MAX_SECONDS
         if (end - start).total_seconds() > limit:
             message = _("A playlist covers at most %(n)d seconds.") % {"n": limit}
             raise exceptions.ValidationError({"end": [message]})
+        justified = services.playback_justification(
+            camera, actor=request.user, reason=params.get("reason"), protocol=params.get("protocol")
+        )
         segments = list(
             Segment.objects.filter(camera=camera).overlapping(start, end).order_by("start")
         )
@@ -245,7 +299,9 @@ class PlaybackView(CameraRecordingView):
             (segment, f"{reverse('recordings:segment-media', args=[segment.pk])}?token={token}")
             for segment in segments
         ]
-        services.audit_playback(camera, start, end, actor=request.user, request=request)
+        services.audit_playback(
+            camera, start, end, actor=request.user, request=request, justified=justified
+        )
         response = HttpResponse(vod_playlist(entries), content_type="application/vnd.apple.mpegurl")
         response["Cache-Control"] = "private, no-store"
         return response

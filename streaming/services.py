@@ -226,6 +226,10 @@ def set_recorder_status(camera_id: int, status: str, last_error: str = "") -> No
             _set_camera_status(camera, status)
 
 
+def recorder_status_cameras() -> set[int]:
+    return set(RecorderStatus.objects.values_list("camera_id", flat=True))
+
+
 def clear_recorder_status(camera_id: int) -> None:
     """The camera is no longer recorded (by this supervisor)."""
     with transaction.atomic():

@@ -23,6 +23,9 @@ class PrefeituraFactory(DjangoModelFactory):
     cnpj = factory.Sequence(lambda n: make_cnpj(10_000_000 + n))
     plan = Prefeitura.Plan.BASICO
     max_cameras = 20
+    # The model's default requires operadores to justify playback and exports (LGPD); tests of
+    # other features play back without one. tests/test_lgpd_access.py tests the default.
+    reason_required_for = "none"
 
 
 class UserFactory(DjangoModelFactory):

@@ -9,13 +9,17 @@ The files go when FFmpeg stops, and what a killed supervisor left is swept at th
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
 from admin_ctx.models import AuditEntry
+from recordings import storage
 from recordings.models import Segment
+from streaming.ffmpeg import ffmpeg_exe
 from streaming.models import Stream
 from testcamera import INSTALL_HINT, SERVER_SCRIPT, TestCamera
 from tests.conftest import client_for
@@ -103,6 +107,18 @@ def test_password_never_on_a_command_line_log_or_error(tmp_path, settings):
         assert_nowhere(PASSWORD, first.output(), *errors, *audit, api_text)
         assert_nowhere(WRONG, first.output(), *errors, *audit, api_text)
         assert Stream.objects.get(pk=wrong_id).last_error  # a 401, told without the password
+
+        # what FFmpeg reads through the concat demuxer records with sane timestamps
+        for segment in Segment.objects.filter(camera_id=camera.pk).order_by("start")[1:3]:
+            probe = subprocess.run(
+                [ffmpeg_exe(), "-hide_banner", "-i", str(storage.segment_file(segment)),
+                 "-c", "copy", "-f", "null", "-"],
+                capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+            assert probe.returncode == 0 and "Video: h264" in probe.stderr
+            played = re.findall(r"time=(\d+):(\d+):([\d.]+)", probe.stderr)[-1]
+            seconds = int(played[0]) * 3600 + int(played[1]) * 60 + float(played[2])
+            assert abs(seconds - (segment.end - segment.start).total_seconds()) < 1.0
 
         # a supervisor killed with SIGKILL leaves its files; the next one sweeps them
         first.kill9()

@@ -1,120 +1,48 @@
-"""Live events through a real client: the ``websockets`` library against a real Daphne.
-
-One Daphne (``manage.py serve``, ``tests/live_web.py``) on the test database serves the
-module; rows made by the tests are committed (``transaction=True``) so it sees them, and
-events published here travel through the channel layer (PostgreSQL) to it like the media
-supervisor's and the job worker's do.
-"""
+"""Live events through real clients: the ``websockets`` library (and Chromium) against a real
+Daphne (``tests/ws_live.py``): refusals, what reaches whom, origins, live re-authorization."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
+import http.server
 import secrets
-import time
+import threading
 
 import pytest
 import requests
 from asgiref.sync import sync_to_async
-from django.db import connection
 from django.test import Client
-from rest_framework_simplejwt.tokens import AccessToken
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
 from admin_ctx import services as user_services
 from admin_ctx.models import Role
-from bench.ws_churn import django_pool_bound
 from cidades import services as camera_services
 from gtvision import events
-from gtvision.channel_layer import ALIVE_LOCK_CLASS, APPLICATION_NAME
 from streaming import services as stream_services
 from streaming.models import Stream
+from testcamera import free_port
+from tests import test_browser, ws_live
 from tests.factories import AdminFactory, CameraFactory, PrefeituraFactory, UserFactory
-from tests.live_web import running_web
+from tests.ws_live import (
+    PUBLIC,
+    TRUSTED,
+    close_code,
+    closed_with,
+    create,
+    next_event,
+    nothing,
+    opened,
+    ping,
+    ws_url,
+)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, databases=["default", "channels_postgres"]),
     pytest.mark.timeout(180),
 ]
 
-TRUSTED = "https://painel.example.gov.br"
-PUBLIC = "https://vms.example.gov.br"
-CHURN = 3000
-CHURN_CONCURRENCY = 20
-
-
-@pytest.fixture(scope="module")
-def web(django_db_setup, django_db_blocker, tmp_path_factory):
-    """Daphne for the module: (http base URL, its process)."""
-    data = tmp_path_factory.mktemp("ws-web")
-    env = {
-        "PUBLIC_URL": PUBLIC,
-        "CSRF_TRUSTED_ORIGINS": TRUSTED,
-        "GTV_LIVE_DIR": str(data / "live"),
-        "GTV_RECORDINGS_DIR": str(data / "recordings"),
-        "GTV_CLIPS_DIR": str(data / "clips"),
-        "CHANNEL_LAYER_JANITOR_S": "1",  # its janitor runs through every test here
-    }
-    with django_db_blocker.unblock(), running_web(**env) as (url, process):
-        yield url, process
-    assert "Traceback" not in process.output(), process.output()[-6000:]
-
-
-def ws_url(web, path: str, user=None) -> str:
-    url = web[0].replace("http://", "ws://") + "/" + path
-    if user is not None:
-        url += ("&" if "?" in url else "?") + f"token={AccessToken.for_user(user)}"
-    return url
-
-
-async def opened(url: str, **kwargs) -> ClientConnection:
-    """An open socket; fails if the server closes it right away (a refusal)."""
-    socket = await connect(url, open_timeout=10, **kwargs)
-    try:
-        await asyncio.wait_for(socket.recv(), 0.5)
-    except TimeoutError:
-        return socket
-    except ConnectionClosed as exc:
-        raise AssertionError(f"{url}: closed with {exc.rcvd and exc.rcvd.code}") from exc
-    raise AssertionError(f"{url}: unexpected message right after opening")
-
-
-async def close_code(url: str, **kwargs) -> int | None:
-    """The close code the server sends after accepting the handshake."""
-    async with connect(url, open_timeout=10, **kwargs) as socket:
-        return await closed_with(socket)
-
-
-async def closed_with(socket: ClientConnection, timeout: float = 10) -> int | None:
-    """Wait (skipping event messages) until the server closes the socket; its code."""
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            await asyncio.wait_for(socket.recv(), max(0.1, deadline - time.monotonic()))
-    except ConnectionClosed as exc:
-        return exc.rcvd.code if exc.rcvd else None
-
-
-async def next_event(socket: ClientConnection, timeout: float = 10) -> dict:
-    return json.loads(await asyncio.wait_for(socket.recv(), timeout))
-
-
-async def nothing(socket: ClientConnection, timeout: float = 1.5) -> bool:
-    try:
-        message = await asyncio.wait_for(socket.recv(), timeout)
-    except TimeoutError:
-        return True
-    raise AssertionError(f"unexpected message {message}")
-
-
-async def ping(socket: ClientConnection) -> None:
-    await socket.send('{"type": "ping"}')
-    assert await next_event(socket) == {"type": "pong"}
-
-
-async def create(factory, **kwargs):
-    return await sync_to_async(factory)(**kwargs)
+web = ws_live.web  # the module's Daphne
+browser = test_browser.browser  # the module's Chromium
 
 
 # -- refusals a client can read ---------------------------------------------------------------
@@ -297,153 +225,76 @@ async def test_logout_deactivation_password_and_scope_changes_close_sockets_4401
     await other.close()
 
 
-# -- churn ------------------------------------------------------------------------------------
+# -- in a real browser ------------------------------------------------------------------------
+
+SOCKET_JS = """
+([url, ping]) => new Promise((resolve) => {
+  const seen = {open: false, messages: []};
+  const socket = new WebSocket(url);
+  socket.onopen = () => { seen.open = true; if (ping) socket.send('{"type": "ping"}'); };
+  socket.onmessage = (e) => { seen.messages.push(e.data); socket.close(1000); };
+  socket.onclose = (e) => { seen.code = e.code; resolve(seen); };
+  setTimeout(() => resolve(seen), 10000);
+})
+"""
 
 
-def _database_load() -> dict[str, int]:
-    """Locks and connections of the test database's other sessions, and group rows."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-            " WHERE a.datname = current_database() AND l.pid <> pg_backend_pid()"
-        )
-        locks = cursor.fetchone()[0]
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND pid <> pg_backend_pid()"
-        )
-        connections = cursor.fetchone()[0]
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND application_name = %s",
-            [APPLICATION_NAME],
-        )
-        layer = cursor.fetchone()[0]
-        cursor.execute("SELECT count(*) FROM channels_postgres_groupchannel")
-        groups = cursor.fetchone()[0]
-    return {"locks": locks, "connections": connections, "layer": layer, "groups": groups}
+@contextlib.contextmanager
+def foreign_site():
+    """Another origin on the same host (another port): an attacker's page."""
+    port = free_port()
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            body = b"<!doctype html><title>elsewhere</title>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
-async def _churn(url: str, count: int, concurrency: int) -> int:
-    done = 0
-
-    async def worker(n: int) -> None:
-        nonlocal done
-        for _ in range(n):
-            async with connect(url, open_timeout=20) as socket:
-                await socket.send('{"type": "ping"}')
-                assert await asyncio.wait_for(socket.recv(), 20) == '{"type": "pong"}'
-            done += 1
-
-    share, extra = divmod(count, concurrency)
-    await asyncio.gather(*(worker(share + (i < extra)) for i in range(concurrency)))
-    return done
-
-
-async def _settled(groups: int, locks: int | None = None) -> dict[str, int]:
-    """The database load once in-flight work is done: ``groups`` group rows, and at most
-    ``locks`` locks if given."""
-    load = sync_to_async(_database_load)
-    deadline = time.monotonic() + 15
-    while True:
-        now = await load()
-        done = now["groups"] == groups and (locks is None or now["locks"] <= locks)
-        if done or time.monotonic() > deadline:
-            return now
-        await asyncio.sleep(0.3)
-
-
-async def test_connect_disconnect_churn_leaks_no_locks_connections_or_groups(web):
-    """CHURN connects/disconnects (bench/ws_churn.py measures 20,000): nothing grows.
-
-    The connections of the server's pools (Django's and the channel layer's) are bounded by
-    their sizes; a warm-up at twice the concurrency brings them to their working size first.
-    """
-    user = await create(UserFactory)
-    url = ws_url(web, "ws/events", user)
-    await _churn(url, 300, 2 * CHURN_CONCURRENCY)
-    before = await _settled(groups=0)
-    keeper = await opened(url)  # one socket stays open through the churn
-    started = time.monotonic()
-    assert await _churn(url, CHURN, CHURN_CONCURRENCY) == CHURN
-    print(f"{CHURN} connects in {time.monotonic() - started:.1f} s")
-    await ping(keeper)  # the layer still delivers to the socket that stayed
-    after = await _settled(groups=2, locks=before["locks"])  # the keeper's 2 groups
-    assert after["locks"] <= before["locks"], (before, after)
-    assert after["groups"] == 2, (before, after)
-    assert after["layer"] <= before["layer"] + 1, (before, after)
-    # Django's own pools in the server may still grow, up to their sizes: not per connect.
-    assert after["connections"] - after["layer"] <= max(
-        before["connections"] - before["layer"] + 1, django_pool_bound()
-    ), (before, after)
-    await keeper.close()
-    assert (await _settled(groups=0))["groups"] == 0
-
-
-async def test_group_rows_of_a_killed_server_are_removed_and_live_ones_kept(web):
-    """A Daphne killed with its sockets open leaves no group rows behind (no row and no NOTIFY
-    per event for sockets that are gone); a live server's rows stay."""
-    prefeitura = await create(PrefeituraFactory)
-    user = await create(UserFactory, prefeitura=prefeitura)
-    camera = await create(CameraFactory, prefeitura=prefeitura)
-    count = sync_to_async(lambda: _database_load()["groups"])
-    assert await count() == 0
-    with running_web(CHANNEL_LAYER_JANITOR_S="1") as doomed:
-        orphans = [await opened(ws_url(doomed, "ws/events", user)) for _ in range(3)]
-        survivor = await opened(ws_url(web, "ws/events", user))
-        assert await count() == 8  # 4 sockets x (user, prefeitura)
-        doomed[1].process.kill()
-        doomed[1].process.wait()
-    assert (await _settled(groups=2))["groups"] == 2
-    await asyncio.sleep(2.5)  # more janitor rounds: the live server's rows stay
-    assert await count() == 2
-    await sync_to_async(camera_services.update_camera)(camera, actor=user, data={"name": "Vivo"})
-    assert (await next_event(survivor))["name"] == "Vivo"
-    await ping(survivor)
-    for socket in [*orphans, survivor]:
-        await socket.close()
-
-
-def _kill_layer_sessions() -> int:
-    """Terminate every channel-layer session of the test database (server's and ours)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND application_name = %s",
-            [APPLICATION_NAME],
-        )
-        return cursor.fetchone()[0]
-
-
-def _listening() -> bool:
-    """A listener of the layer is connected (it holds its process's liveness lock)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
-            " WHERE d.datname = current_database() AND l.locktype = 'advisory'"
-            " AND l.classid = %s::oid AND l.granted",
-            [ALIVE_LOCK_CLASS],
-        )
-        return cursor.fetchone()[0] > 0
-
-
-async def test_the_layer_rides_out_lost_database_sessions(web):
-    """Its LISTEN and pooled sessions killed (as in a database restart), the server's layer
-    reconnects, puts its group rows back and delivers again."""
-    prefeitura = await create(PrefeituraFactory)
-    user = await create(UserFactory, prefeitura=prefeitura)
-    camera = await create(CameraFactory, prefeitura=prefeitura)
-    socket = await opened(ws_url(web, "ws/events", user))
-    assert await sync_to_async(_kill_layer_sessions)() >= 2  # at least a listener and a pool
-    await asyncio.sleep(3)  # the janitor's rounds while the server held no liveness lock
-    deadline = time.monotonic() + 20
-    while not await sync_to_async(_listening)():
-        assert time.monotonic() < deadline, "the listener did not come back"
-        await asyncio.sleep(0.3)
-    assert (await _settled(groups=2))["groups"] == 2
-    await sync_to_async(camera_services.update_camera)(
-        camera, actor=user, data={"name": "De volta"}
+@pytest.mark.browser
+def test_chromium_reads_the_close_codes_and_a_page_elsewhere_is_refused(web, browser):
+    a, b = PrefeituraFactory(), PrefeituraFactory()
+    user = UserFactory(prefeitura=a)
+    stream_b = Stream.objects.create(camera=CameraFactory(prefeitura=b))
+    client = Client()
+    client.force_login(user)
+    base = web[0].replace("http://", "ws://")
+    context = browser.new_context()
+    context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": web[0]}]
     )
-    assert (await next_event(socket))["name"] == "De volta"
-    await ping(socket)
-    await socket.close()
+    try:
+        page = context.new_page()
+        page.goto(f"{web[0]}/login/")
+        own = page.evaluate(SOCKET_JS, [f"{base}/ws/events", True])
+        assert own == {"open": True, "messages": ['{"type": "pong"}'], "code": 1000}, own
+        for path, code in [
+            ("ws/events?token=garbage", 4401),
+            (f"ws/streams/{stream_b.pk}/events", 4404),
+            ("ws/nada", 4404),
+        ]:
+            seen = page.evaluate(SOCKET_JS, [f"{base}/{path}", False])
+            assert seen == {"open": True, "messages": [], "code": code}, (path, seen)
+        # A page on another port of the same host: the browser sends the user's cookie
+        # (cookies ignore ports), the server refuses by Origin, and the page reads why.
+        with foreign_site() as elsewhere:
+            page.goto(elsewhere)
+            seen = page.evaluate(SOCKET_JS, [f"{base}/ws/events", True])
+            assert seen == {"open": True, "messages": [], "code": 4403}, seen
+    finally:
+        context.close()

@@ -42,6 +42,7 @@ SEGMENT_S = 10
 SEGMENTS = 360  # per camera: one hour
 APP_NAME = "gtv-load-web"
 HOUR_START = datetime(2026, 1, 5, 13, 0, tzinfo=UTC)
+OUTAGE_S = 40  # long enough for psycopg's backoff to reach 32 s between attempts
 
 
 def _dataset() -> list[dict]:
@@ -266,3 +267,38 @@ def test_the_supervisor_waker_connects_outside_the_pool():
         assert row[0] == 1
     finally:
         waker.close()
+
+
+@pytest.mark.timeout(300)
+def test_the_pool_reconnects_as_soon_as_the_database_is_back():
+    """After an outage, a borrower gets a connection within seconds of PostgreSQL's return,
+    not at the next step of a connection attempt's exponential backoff (up to minutes)."""
+    from psycopg_pool import ConnectionPool, PoolTimeout
+
+    from gtvision.db_pool import pool_options
+    from tests.faults.pg import PrivatePostgres
+
+    server = PrivatePostgres(database="gtv_pool").init()
+    options = pool_options(min_size=2, max_size=4, timeout=1.0, max_idle=60.0)
+    pool = ConnectionPool(server.url, open=True, **options)
+    try:
+
+        def query() -> bool:
+            try:
+                with pool.connection(timeout=1.0) as conn:
+                    conn.execute("SELECT 1")
+                return True
+            except (PoolTimeout, psycopg.OperationalError):
+                return False
+
+        assert query()
+        server.stop()
+        stopped = time.monotonic()
+        while time.monotonic() - stopped < OUTAGE_S:  # borrowers keep asking meanwhile
+            assert not query()
+            time.sleep(0.5)
+        server.start()
+        wait_for(query, timeout=10, step=0.2)
+    finally:
+        pool.close()
+        server.destroy()

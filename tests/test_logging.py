@@ -19,7 +19,8 @@ from testcamera import INSTALL_HINT, TestCamera
 from tests.conftest import client_for
 from tests.factories import CameraFactory, UserFactory
 from tests.live_web import bearer, running_web
-from tests.supervisor import SupervisorProcess, wait_for
+from tests.supervisor import SupervisorProcess, process_env, wait_for
+from tests.test_browser import ManagedProcess
 
 PASSWORD = "L0gs-S3cret"
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -177,3 +178,24 @@ def test_supervisor_json_logs_ffmpeg_lifecycle_with_camera_id(camera_server, set
     # Each exit is logged once, followed by one restart line with its backoff.
     assert len(events("ffmpeg_restart")) >= len(exits) >= len(events("ffmpeg_restart")) - 1
     assert all(r["backoff_s"] > 0 for r in events("ffmpeg_restart"))
+
+
+@pytest.mark.timeout(90)
+def test_job_worker_logs_json_lines():
+    worker = ManagedProcess("worker", ["worker"], process_env(LOG_FORMAT="json", LOG_LEVEL="INFO"))
+    worker.start()
+    try:
+
+        def connected() -> list[dict]:
+            assert worker.alive(), worker.output()[-3000:]
+            return [
+                r
+                for r in json_lines(worker.output())
+                if r["logger"] == "gtvision.jobworker" and "connected" in r["message"]
+            ]
+
+        (line,) = wait_for(connected, timeout=60)
+        assert line["level"] == "INFO" and line["time"].endswith("+00:00")
+    finally:
+        worker.stop()
+    assert all(r["level"] and r["logger"] for r in json_lines(worker.output()))

@@ -162,7 +162,7 @@ def _cand(plate: str, conf: float = 0.9) -> tuple[Candidate, bytes]:
 
 
 def test_tracker_one_read_per_pass_and_cooldown():
-    tracker = PlateTracker(gap_s=1.0, max_pass_s=5.0, cooldown_s=30.0)
+    tracker = PlateTracker(gap_s=1.0, max_pass_s=5.0, cooldown_s=30.0, confirm_frames=3)
     assert tracker.feed(0.0, [_cand("ABC1D23", 0.8)]) == []
     assert tracker.feed(0.5, [_cand("ABC1D28", 0.5)]) == []
     assert tracker.feed(1.0, [_cand("ABC1D23", 0.95)]) == []
@@ -177,8 +177,20 @@ def test_tracker_one_read_per_pass_and_cooldown():
     assert [r.plate for r in tracker.feed(52.0, [])] == ["ABC1D23"]
 
 
+def test_tracker_reads_once_three_frames_agree_and_suppresses_the_rest_of_the_pass():
+    tracker = PlateTracker(gap_s=1.0, max_pass_s=10.0, cooldown_s=30.0, confirm_frames=3)
+    assert tracker.feed(0.0, [_cand("ABC1D23")]) == []
+    assert tracker.feed(0.3, [_cand("ABC1D28", 0.6)]) == []
+    assert tracker.feed(0.6, [_cand("ABC1D23")]) == []
+    reads = tracker.feed(0.9, [_cand("ABC1D23")])  # the car is still in the picture
+    assert [(r.plate, r.frames, r.first_seen) for r in reads] == [("ABC1D23", 4, 0.0)]
+    for now in (1.2, 1.5, 1.8, 2.1):
+        assert tracker.feed(now, [_cand("ABC1D23")]) == []
+    assert tracker.feed(5.0, []) == []
+
+
 def test_tracker_two_vehicles_and_max_pass_duration():
-    tracker = PlateTracker(gap_s=1.0, max_pass_s=2.0, cooldown_s=30.0)
+    tracker = PlateTracker(gap_s=1.0, max_pass_s=2.0, cooldown_s=30.0, confirm_frames=99)
     tracker.feed(0.0, [_cand("ABC1D23"), _cand("XYZ9876")])
     tracker.feed(0.5, [_cand("ABC1D23"), _cand("XYZ9876")])
     # XYZ left the picture 1 s ago: its pass is over; ABC's goes on.

@@ -97,6 +97,34 @@ def test_metrics_token_is_required_when_set():
         assert response.status_code == 200 and "gtvision_cameras{" in response.text
 
 
+def test_websocket_connections_gauge_follows_real_sockets():
+    from rest_framework_simplejwt.tokens import RefreshToken
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    user = UserFactory()
+    token = RefreshToken.for_user(user).access_token
+
+    def gauge(url: str) -> str:
+        text = requests.get(f"{url}/metrics", timeout=10).text
+        return next(ln for ln in text.splitlines() if ln.startswith("gtvision_websocket_conn"))
+
+    with running_web() as (url, _web):
+        assert gauge(url) == "gtvision_websocket_connections 0.0"
+        ws_url = url.replace("http://", "ws://") + f"/ws/events?token={token}"
+        with connect(ws_url) as first, connect(ws_url):
+            first.send('{"type": "ping"}')
+            assert "pong" in first.recv(timeout=10)
+            assert gauge(url) == "gtvision_websocket_connections 2.0"
+        wait_for(lambda: gauge(url) == "gtvision_websocket_connections 0.0", timeout=10)
+        refused = url.replace("http://", "ws://") + "/ws/events?token=not-a-token"
+        # Accepted, then closed with 4401: never counted.
+        with connect(refused) as socket, pytest.raises(ConnectionClosed) as closed:
+            socket.recv(timeout=10)
+        assert closed.value.rcvd.code == 4401
+        assert gauge(url) == "gtvision_websocket_connections 0.0"
+
+
 class Prometheus:
     """A real Prometheus server scraping ``target`` every second with a bearer token."""
 
@@ -215,7 +243,9 @@ def test_prometheus_scrapes_real_figures_of_a_recording_camera(camera_server, se
             # Figures only the supervisor process knows, through the multiprocess directory.
             assert scraped(f'gtvision_ffmpeg_events_total{{{cam},event="start"}} >= 1') >= 1
             assert scraped("gtvision_supervisor_tick_duration_seconds_count > 0") > 0
-            assert scraped('gtvision_worker_heartbeat_age_seconds{kind="media-supervisor"} < 30') >= 0
+            assert (
+                scraped('gtvision_worker_heartbeat_age_seconds{kind="media-supervisor"} < 30') >= 0
+            )
             assert scraped("gtvision_supervisor_cameras >= 1") >= 1
             # The web process's own: the latency of the route Prometheus scrapes.
             assert scraped('gtvision_http_request_duration_seconds_count{route="/metrics"}') > 0

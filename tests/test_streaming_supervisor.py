@@ -282,6 +282,7 @@ def test_one_bad_camera_row_fails_alone(client, camera_server, supervisor, setti
     cameras' errors (credential-free, pt-BR, visible in the API); the others keep running
     and the heartbeat stays fresh."""
     from recordings import storage
+    from streaming.models import RecorderStatus
     from streaming.supervisor.jobs import CameraFault
 
     settings.SUPERVISOR_HEARTBEAT_STALE_S = 5
@@ -296,6 +297,8 @@ def test_one_bad_camera_row_fails_alone(client, camera_server, supervisor, setti
         prefeitura=prefeitura, source_url=camera_server.url("cam1"), recording_enabled=False
     )
     good_stream = start_stream(operador, good)
+    # left by an earlier supervisor for a camera no longer recorded: cleared at start
+    RecorderStatus.objects.create(camera=good, status="ERROR", last_error="old")
     supervisor()
     recorded_only = CameraFactory(prefeitura=prefeitura, source_url=camera_server.url("cam2"))
     storage.recordings_root().mkdir(parents=True, exist_ok=True)
@@ -329,3 +332,8 @@ def test_one_bad_camera_row_fails_alone(client, camera_server, supervisor, setti
     storage.camera_dir(recorded_only.pk).unlink()
     wait_for(lambda: api.get(f"/api/recorders/{recorded_only.pk}").json()["status"] == "RUNNING")
     assert api.get(f"/api/cameras/{recorded_only.pk}/").json()["status"] == "online"
+    assert not RecorderStatus.objects.filter(camera=good).exists()
+    # no longer recorded: its recorder row goes, the camera shows offline
+    Camera.objects.filter(pk=recorded_only.pk).update(recording_enabled=False)
+    wait_for(lambda: api.get(f"/api/recorders/{recorded_only.pk}").status_code == 404)
+    wait_for(lambda: Camera.objects.get(pk=recorded_only.pk).status == "offline")

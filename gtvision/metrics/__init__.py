@@ -17,6 +17,7 @@ Labels are ids and fixed words only: never a tenant's name, a URL or a credentia
 
 from __future__ import annotations
 
+import atexit
 import hmac
 import ipaddress
 import logging
@@ -48,6 +49,16 @@ from gtvision.metrics.collector import (  # noqa: F401 - the package API
 from gtvision.metrics.health import check_disk, check_recording_lag  # noqa: F401
 
 # -- process-local metrics (multiprocess mode when PROMETHEUS_MULTIPROC_DIR is set) -------
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+if multiprocess_dir():
+    os.makedirs(multiprocess_dir(), exist_ok=True)  # before the first metric opens its file
+    # A process that ends takes its live gauges (WebSocket connections) with it.
+    atexit.register(multiprocess.mark_process_dead, os.getpid())
 
 HTTP_LATENCY = Histogram(
     "gtvision_http_request_duration_seconds",
@@ -122,10 +133,6 @@ class _ProcessCollector:
 
     def collect(self) -> Iterable[Metric]:
         return REGISTRY.collect()
-
-
-def multiprocess_dir() -> str | None:
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
 def exposition() -> bytes:

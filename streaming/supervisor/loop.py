@@ -42,6 +42,7 @@ class Supervisor:
         self.recorded: dict[int, bool] = {}
         self.observed: dict[int, Observation] = {}
         self.recorder_states: dict[int, tuple[str, str]] = {}  # as last written
+        self.last_recorder_sweep = 0.0
         self.waker = Waker()
 
     def run(self, stop: threading.Event) -> None:
@@ -85,7 +86,13 @@ class Supervisor:
             if job.record:
                 self._guarded(camera_id, self._set_recorder_status, camera_id,
                               observation.status, error)  # fmt: skip
-        for camera_id in self.recorder_states.keys() - {c for c, j in jobs.items() if j.record}:
+        recorded = {camera_id for camera_id, job in jobs.items() if job.record}
+        known = set(self.recorder_states)
+        if time.monotonic() - self.last_recorder_sweep >= SESSION_CHECK_S:
+            # rows a previous supervisor wrote for cameras no longer recorded
+            self.last_recorder_sweep = time.monotonic()
+            known |= services.recorder_status_cameras()
+        for camera_id in known - recorded:
             self._guarded(camera_id, self._clear_recorder_status, camera_id)
         self._stop_streams_of_disabled_cameras()
         services.stop_idle_streams()

@@ -2,8 +2,9 @@
 
 ``manage.py apply_retention`` (what the job worker's periodic job runs) deletes the oldest
 footage first, rows and files together, spares the last ``RETENTION_DISK_FLOOR_KEEP_S``,
-and recording goes on. The floor is set relative to the disk's real free space: first a
-floor that deleting about half the footage meets, then one no deletion can meet (a full disk).
+and recording goes on. The floor is set relative to the disk's real free space (shared with
+other processes, so never to a value a few megabytes would tip): above it, nothing goes;
+far under it (a full disk), all footage but the kept window goes, oldest first.
 """
 
 from __future__ import annotations
@@ -55,9 +56,9 @@ def rows(camera_id: int) -> list[tuple]:
     )
 
 
-def apply_retention(floor: int) -> str:
+def apply_retention(floor: int, keep_s: int = KEEP_S) -> str:
     env = process_env(
-        RETENTION_DISK_FLOOR_BYTES=str(floor), RETENTION_DISK_FLOOR_KEEP_S=str(KEEP_S)
+        RETENTION_DISK_FLOOR_BYTES=str(floor), RETENTION_DISK_FLOOR_KEEP_S=str(keep_s)
     )
     result = subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), "apply_retention"],
@@ -86,14 +87,21 @@ def test_oldest_footage_goes_first_and_recording_continues(camera_server, settin
         before = rows(camera.pk)
         total = sum(row[3] for row in before)
 
-        # 1. a floor that deleting about half of the footage meets
+        # 0. free disk above the floor: nothing is deleted
         free = shutil.disk_usage(settings.RECORDINGS_DIR).free
-        output = apply_retention(free + total // 2)
+        apply_retention(max(0, free - 10**9))
+        assert {row[0] for row in before} <= {row[0] for row in rows(camera.pk)}
+
+        # 1. under the floor with the newer half of this footage inside the kept window: the
+        # older half goes, oldest first, rows and files together
+        middle = before[len(before) // 2][0]
+        keep_s = int(time.time() - middle.timestamp())
+        output = apply_retention(free + 10**15, keep_s=keep_s)
         after = rows(camera.pk)
         deleted = [row for row in before if row[0] not in {r[0] for r in after}]
         assert deleted, output
         assert deleted == before[: len(deleted)]  # a prefix: the oldest first
-        assert len(deleted) < len(before)  # not more than the floor asked for
+        assert len(deleted) < len(before)  # the newest were spared
         assert "disk_floor" in output
         wait_for(lambda: settled(camera.pk))
         first_deleted = len(deleted)
@@ -124,7 +132,7 @@ def test_oldest_footage_goes_first_and_recording_continues(camera_server, settin
             {
                 "segments_before": len(before),
                 "footage_bytes_before": total,
-                "deleted_for_half_floor": first_deleted,
+                "deleted_keeping_newer_half": first_deleted,
                 "kept_after_unreachable_floor_s": round(purged_at - kept_from.timestamp(), 1),
                 "recording_continued": True,
             },
