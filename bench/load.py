@@ -75,7 +75,9 @@ class Connection:
         while (line := await self.reader.readline()) not in (b"\r\n", b"\n", b""):
             name, _, value = line.decode("latin-1").partition(":")
             headers[name.strip().lower()] = value.strip().lower()
-        if "content-length" in headers:
+        if status in (204, 304) or status < 200:
+            pass  # no body
+        elif "content-length" in headers:
             await self.reader.readexactly(int(headers["content-length"]))
         elif headers.get("transfer-encoding") == "chunked":
             while size := int((await self.reader.readline()).split(b";")[0], 16):

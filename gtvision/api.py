@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext
@@ -45,16 +47,27 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 
 class AwareDateTimeField(serializers.DateTimeField):
-    """ISO 8601 input that must carry a UTC offset; naive times are a 400."""
+    """ISO 8601 input that must carry a UTC offset; naive times are a 400, and so are times
+    outside 1970-2100 (no footage there; and a year like 0241 would come back in the local
+    zone's historical offset, -03:06:28, which is not an RFC 3339 time)."""
 
     default_error_messages = {
         "naive": _("Datetime must include a UTC offset (e.g. 2026-01-31T12:00:00-03:00)."),
+        "range": _("Datetime must be between 1970 and 2100."),
     }
+    earliest = datetime(1970, 1, 1, tzinfo=UTC)
+    latest = datetime(2100, 1, 1, tzinfo=UTC)
 
     def enforce_timezone(self, value):
         if value.tzinfo is None or value.utcoffset() is None:
             self.fail("naive")
         return super().enforce_timezone(value)
+
+    def to_internal_value(self, value):
+        parsed = super().to_internal_value(value)
+        if not self.earliest <= parsed < self.latest:
+            self.fail("range")
+        return parsed
 
 
 class RolePermission(permissions.BasePermission):

@@ -28,6 +28,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from admin_ctx.models import MosaicLayout
 from cidades.models import Camera, Prefeitura
 from lpr.messages import JS_MESSAGES as LPR_JS_MESSAGES
+from recordings.access import reason_required
 
 SESSION_PREFEITURA = "dashboard_prefeitura"
 # Up to this many cameras the grid shows live players; more are shown as thumbnails.
@@ -46,6 +47,7 @@ STATUS_LABELS = {
 JS_MESSAGES = [
     *STATUS_LABELS.values(),
     *LPR_JS_MESSAGES,
+    gettext_noop("Give the reason for accessing this recorded footage."),
     gettext_noop("Starting…"),
     gettext_noop("Connecting…"),
     gettext_noop("Live"),
@@ -179,6 +181,8 @@ def camera_page(request: HttpRequest, pk: int) -> HttpResponse:
             "enabled": camera.enabled,
             "recording_enabled": camera.recording_enabled,
             "prefeitura": camera.prefeitura_id,
+            # LGPD: playback and exports ask this user for a reason (recordings.access)
+            "reason_required": reason_required(request.user, camera),
         }
     }
     status_label = gettext(STATUS_LABELS.get(camera.status, camera.status))

@@ -109,12 +109,14 @@ class JobWorker:
             try:
                 await app.open_async()
                 app.perform_import_paths()
-                self.worker = app._worker(  # the app's defaults: Django DB cleanup middlewares
-                    queues=self.queues,
-                    concurrency=self.concurrency,
-                    name="worker",
-                    install_signal_handlers=False,
-                )
+                options = {
+                    **app.worker_defaults,  # the Django contrib's DB cleanup middlewares
+                    "queues": self.queues,
+                    "concurrency": self.concurrency,
+                    "name": "worker",
+                    "install_signal_handlers": False,
+                }
+                self.worker = procrastinate_worker.Worker(app=app, **options)
                 if self.stopping.is_set():
                     return
                 logger.info("job worker connected (queues: %s)", self.queues or "all")
@@ -133,11 +135,7 @@ class JobWorker:
             if worker is not None and worker.worker_id is not None:
                 try:
                     await self.app.check_connection_async()
-                    details = {
-                        "jobs_running": len(worker._running_jobs),
-                        "restarts": self.restarts,
-                        "queues": self.queues or [],
-                    }
+                    details = {"restarts": self.restarts, "queues": self.queues or []}
                     await loop.run_in_executor(self._beats, self._beat, details)
                 except Exception as exc:  # noqa: BLE001 - the database is away: no beat
                     logger.debug("heartbeat failed: %s", _first_line(exc))

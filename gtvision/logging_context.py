@@ -79,6 +79,11 @@ class JsonFormatter(_JsonFormatter):
         for name in CONTEXT_FIELDS:
             if log_data.get(name) is None:
                 log_data.pop(name, None)
+        # Django's request loggers attach the request: its repr has the query string, where
+        # media and playback tokens live. Its path only.
+        request = log_data.pop("request", None)
+        if request is not None:
+            log_data.setdefault("path", getattr(request, "path", None))
         ordered = {"time": log_data.pop("time", None), **log_data}  # time first, for the eye
         return super().process_log_record(ordered)
 
@@ -112,6 +117,7 @@ def logging_config(log_format: str, level: str) -> dict:
                 "class": "logging.StreamHandler",
                 "formatter": log_format,
                 "filters": ["context"],
+                "level": level,  # the event loggers below pass INFO for the metrics only
             },
             # Counts the events logged once each (FFmpeg lifecycle, retention purges).
             "metrics": {"class": "gtvision.metrics.EventMetricsHandler"},

@@ -8,6 +8,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -83,12 +84,22 @@ class ContentSecurityPolicyMiddleware:
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 access_logger = logging.getLogger("gtvision.request")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def request_id_of(request: HttpRequest) -> str:
     """The incoming ``X-Request-ID`` when it is sane (a proxy's or a client's), else a new one."""
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
     return incoming if _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
+_REGEX_GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
+
+
+@lru_cache(maxsize=1024)
+def _route_label(route: str) -> str:
+    """The URL pattern as a label: ``api/cameras/(?P<pk>[^/.]+)/$`` -> ``/api/cameras/<pk>/``."""
+    return "/" + _REGEX_GROUP.sub(r"<\1>", route).replace("^", "").replace("$", "")
 
 
 def _user_fields(request: HttpRequest) -> dict[str, int | None]:
@@ -119,9 +130,12 @@ class RequestObservabilityMiddleware:
             response = self.get_response(request)
             elapsed = time.perf_counter() - started
             match = getattr(request, "resolver_match", None)
-            route = ("/" + match.route) if match is not None and match.route else "<unmatched>"
+            route = (
+                _route_label(match.route) if match is not None and match.route else "<unmatched>"
+            )
+            method = request.method if request.method in _METHODS else "other"  # bounded
             HTTP_LATENCY.labels(
-                route=route, method=request.method, status=f"{response.status_code // 100}xx"
+                route=route, method=method, status=f"{response.status_code // 100}xx"
             ).observe(elapsed)
             with logging_context.bind(**_user_fields(request)):
                 access_logger.info(

@@ -185,8 +185,8 @@ if DB_POOL_MAX_SIZE > 0:
         timeout=env_float("DB_POOL_TIMEOUT", 20.0),
         max_idle=env_float("DB_POOL_MAX_IDLE", 300.0),
     )
-# channels_postgres runs some of its queries through this alias: the same database (its own
-# pool, opened by the one thread that uses it: none kept open where it is unused).
+# channels_postgres runs some of its queries through this alias: the same database (a pool of
+# its own with no idle minimum: no connection is kept open by a process that never uses it).
 DATABASES["channels_postgres"] = {
     **DATABASES["default"],
     "OPTIONS": {**DATABASES["default"]["OPTIONS"]},
@@ -319,7 +319,7 @@ from gtvision.logging_context import logging_config  # noqa: E402
 
 LOGGING = logging_config(LOG_FORMAT, env_str("LOG_LEVEL", "INFO"))
 
-# --- Metrics (gtvision/metrics.py, docs/observability.md) ---------------------------------
+# --- Metrics (gtvision/metrics/, docs/observability.md) ----------------------------------
 # /metrics answers only "Authorization: Bearer <METRICS_TOKEN>"; unset: loopback clients only.
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 METRICS_FOOTAGE_CACHE_S = env_float("METRICS_FOOTAGE_CACHE_S", 60.0)

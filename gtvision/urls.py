@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
+from admin_ctx.reports import AccessReportView
 from admin_ctx.views import AuditEntryViewSet, MeView, TokenRefreshView, TokenView, UserViewSet
 from cidades.views import CameraViewSet, PrefeituraViewSet
 from gtvision import views
@@ -20,6 +21,7 @@ api_urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="token_obtain"),
     path("auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
     path("auth/me/", MeView.as_view(), name="me"),
+    path("reports/access/", AccessReportView.as_view(), name="access-report"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path(
         "docs/",

@@ -100,7 +100,7 @@ def health(request: HttpRequest) -> JsonResponse:
 
 @never_cache
 def prometheus_metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus exposition (gtvision/metrics.py), behind ``METRICS_TOKEN`` or loopback."""
+    """Prometheus exposition (gtvision/metrics/), behind ``METRICS_TOKEN`` or loopback."""
     from gtvision.metrics import metrics_view
 
     return metrics_view(request)

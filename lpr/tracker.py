@@ -2,8 +2,8 @@
 
 A *pass* collects the candidates of consecutive frames whose plates are close to each other
 (within ``PASS_DISTANCE`` edits of the pass's first plate key). It closes as soon as
-``confirm_frames`` frames read the same plate (the read does not wait for the car to leave),
-when no candidate has joined it for ``gap_s`` seconds, or once it is ``max_pass_s`` old (a
+``confirm_frames`` frames read the same plate or one frame reads it with ``instant_confidence``
+(no correction, OCR sure: the read does not wait for the car to leave), when no candidate has joined it for ``gap_s`` seconds, or once it is ``max_pass_s`` old (a
 parked car must not delay its read forever); then its candidates are voted per character
 (``plates.vote``) and the pass yields one ``PassRead`` with the best frame's box and crop.
 The same plate key on the same camera within ``cooldown_s`` of the previous read is
@@ -24,6 +24,7 @@ DEFAULT_GAP_S = 1.2
 DEFAULT_MAX_PASS_S = 3.0
 DEFAULT_COOLDOWN_S = 60.0
 DEFAULT_CONFIRM_FRAMES = 3
+DEFAULT_INSTANT_CONFIDENCE = 0.98
 MIN_CONFIDENCE = 0.5
 
 
@@ -59,12 +60,14 @@ class PlateTracker:
         cooldown_s: float = DEFAULT_COOLDOWN_S,
         min_confidence: float = MIN_CONFIDENCE,
         confirm_frames: int = DEFAULT_CONFIRM_FRAMES,
+        instant_confidence: float = DEFAULT_INSTANT_CONFIDENCE,
     ) -> None:
         self.gap_s = gap_s
         self.max_pass_s = max_pass_s
         self.cooldown_s = cooldown_s
         self.min_confidence = min_confidence
         self.confirm_frames = confirm_frames
+        self.instant_confidence = instant_confidence
         self._open: list[_Pass] = []
         self._last_read: dict[str, float] = {}  # plate key -> when it was last read
 
@@ -102,9 +105,12 @@ class PlateTracker:
         return reads
 
     def _confirmed(self, current: _Pass) -> bool:
-        """Whether ``confirm_frames`` confident frames of the pass read the same plate key."""
+        """Whether ``confirm_frames`` confident frames of the pass read the same plate key, or
+        one read it with ``instant_confidence``."""
         counts: dict[str, int] = {}
         for candidate, _ in current.readings:
+            if candidate.confidence >= self.instant_confidence:
+                return True
             if candidate.confidence >= self.min_confidence:
                 key = plates.plate_key(candidate.plate)
                 counts[key] = counts.get(key, 0) + 1

@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from gtvision.api import AwareDateTimeField
 from recordings.access import ReasonFields
-from recordings.models import Clip
+from recordings.models import Clip, EvidenceLock
 
 
 class _RangeChecks:
@@ -48,3 +48,11 @@ class ClipFilterSet(django_filters.FilterSet):
     class Meta:
         model = Clip
         fields = ["camera_id", "status"]
+
+
+class EvidenceLockFilterSet(django_filters.FilterSet):
+    camera_id = django_filters.NumberFilter(field_name="camera_id")
+
+    class Meta:
+        model = EvidenceLock
+        fields = ["camera_id"]

@@ -6,8 +6,10 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
 from cidades.models import Camera
+from recordings.evidence import LOCKED_SEGMENT_SQL
 from recordings.models import Segment, segment_lookback
 
 _SEGMENT = Segment._meta.db_table
@@ -34,13 +36,15 @@ FROM islands GROUP BY island ORDER BY 1
 """  # noqa: S608 - table name from the model, values are parameters
 
 # The oldest segments across cameras: per camera the first rows of its (camera, start) index,
-# then the oldest of those. No index on start alone is needed.
+# then the oldest of those. No index on start alone is needed. Footage under an active
+# evidence lock is never among them (the disk floor deletes what this returns).
 OLDEST_SQL = f"""
 SELECT s.id, s.camera_id, s.start, s."end", s.size_bytes, s.storage, s.location
 FROM {_CAMERA} AS c
 CROSS JOIN LATERAL (
-    SELECT id, camera_id, start, "end", size_bytes, storage, location FROM {_SEGMENT}
-    WHERE camera_id = c.id AND start < %(before)s ORDER BY start LIMIT %(limit)s
+    SELECT id, camera_id, start, "end", size_bytes, storage, location FROM {_SEGMENT} AS s
+    WHERE camera_id = c.id AND start < %(before)s AND NOT {LOCKED_SEGMENT_SQL}
+    ORDER BY start LIMIT %(limit)s
 ) AS s
 ORDER BY s.start LIMIT %(limit)s
 """  # noqa: S608
@@ -67,6 +71,8 @@ def timeline_spans(
         return [(row[0], row[1]) for row in cursor.fetchall()]
 
 
-def oldest_segments(*, before: datetime, limit: int) -> list[Segment]:
-    """The ``limit`` oldest segments (across all cameras) that started before ``before``."""
-    return list(Segment.objects.raw(OLDEST_SQL, {"before": before, "limit": limit}))
+def oldest_segments(*, before: datetime, limit: int, now: datetime | None = None) -> list[Segment]:
+    """The ``limit`` oldest unlocked segments (across all cameras) that started before
+    ``before`` (locks active at ``now``)."""
+    params = {"before": before, "limit": limit, "now": now or timezone.now()}
+    return list(Segment.objects.raw(OLDEST_SQL, params))

@@ -94,8 +94,6 @@ class SpanSerializer(serializers.Serializer):
     end = serializers.DateTimeField()
 
 
-
-
 class EvidenceLockSerializer(serializers.ModelSerializer):
     camera_id = serializers.IntegerField(min_value=1)
     start = AwareDateTimeField()

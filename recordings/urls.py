@@ -14,6 +14,7 @@ router = SimpleRouter()
 router.trailing_slash = "/?"
 router.register("recordings", views.RecordingViewSet, basename="recording")
 router.register("clips", views.ClipViewSet, basename="clip")
+router.register("evidence-locks", views.EvidenceLockViewSet, basename="evidence-lock")
 
 
 urlpatterns = [

@@ -23,20 +23,22 @@ from admin_ctx.models import Role, User
 from cidades.models import Camera
 from gtvision import crypto
 from gtvision.api import Conflict, RolePermission
-from recordings import media, queries, services, storage
+from recordings import evidence, media, queries, services, storage
 from recordings.filters import (
     ClipFilterSet,
+    EvidenceLockFilterSet,
     PlaybackQuery,
     SegmentSearchQuery,
     SnapshotQuery,
     TimeRangeQuery,
 )
 from recordings.http import ranged_file_response
-from recordings.models import Clip, Recording, Segment
+from recordings.models import Clip, EvidenceLock, Recording, Segment
 from recordings.playlist import vod_playlist
 from recordings.serializers import (
     CameraCommandSerializer,
     ClipSerializer,
+    EvidenceLockSerializer,
     RecordingSerializer,
     SegmentSerializer,
     TimelineSerializer,
@@ -252,6 +254,39 @@ class CustodyPublicKeyView(APIView):
         return response
 
 
+class EvidenceLockViewSet(
+    mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Evidence locks: list (any role of the prefeitura), create (gestor, admin), delete (admin);
+    retention and the disk floor never delete locked footage."""
+
+    queryset = EvidenceLock.objects.select_related("created_by")
+    serializer_class = EvidenceLockSerializer
+    filterset_class = EvidenceLockFilterSet
+    permission_classes = [permissions.IsAuthenticated, RolePermission]
+    read_roles = ALL_ROLES
+    write_roles = RECORDING_CONTROL_ROLES  # delete: the service allows admins only
+    lookup_value_regex = r"\d+"
+
+    def get_queryset(self):
+        return self.queryset.for_user(self.request.user)
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        camera = visible_camera(self.request, data["camera_id"])
+        serializer.instance = evidence.create_lock(
+            camera, data["start"], data["end"], data["reason"],
+            expires_at=data.get("expires_at"), actor=self.request.user, request=self.request,
+        )  # fmt: skip
+
+    def perform_destroy(self, instance):
+        evidence.delete_lock(instance, actor=self.request.user, request=self.request)
+
+
 class CameraRecordingView(APIView):
     """Base of the per-camera recording endpoints: any role of the camera's prefeitura."""
 
@@ -265,7 +300,8 @@ class TimelineView(CameraRecordingView):
         camera = visible_camera(request, pk)
         params = query(TimeRangeQuery, request)
         spans = queries.timeline_spans(camera.pk, params["start"], params["end"])
-        data = {"spans": [{"start": start, "end": end} for start, end in spans]}
+        locks = evidence.locks_overlapping(camera.pk, params["start"], params["end"])
+        data = {"spans": [{"start": start, "end": end} for start, end in spans], "locks": locks}
         return Response(TimelineSerializer(data).data)
 
 

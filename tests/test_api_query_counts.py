@@ -11,8 +11,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from admin_ctx import audit
 from lpr.models import Read, WatchlistEntry
-from recordings.models import Clip, Segment
+from recordings.models import Clip, EvidenceLock, Segment
 from streaming.models import Stream
 from tests.api_mixins import assert_constant_queries
 from tests.conftest import client_for
@@ -119,3 +120,26 @@ def test_lpr_reads_and_watchlist(tenants):
 
     assert_constant_queries(client_for(operador), "/api/lpr/reads/", add_reads)
     assert_constant_queries(client_for(operador), "/api/lpr/watchlist/", add_entries)
+
+
+def test_evidence_locks_and_access_report(tenants):
+    gestor = tenants["a"]["gestor"]
+    start = timezone.now() - timedelta(hours=1)
+
+    def add_locks(n: int) -> None:
+        for _ in range(n):
+            EvidenceLock.objects.create(
+                camera=CameraFactory(prefeitura=tenants["a"]["prefeitura"]),
+                start=start,
+                end=start + timedelta(minutes=1),
+                reason="n+1",
+                created_by=gestor,
+            )
+
+    def add_accesses(n: int) -> None:
+        for _ in range(n):
+            camera = CameraFactory(prefeitura=tenants["a"]["prefeitura"])
+            audit.record("stream.view", actor=gestor, target=camera, details={"stream_id": 1})
+
+    assert_constant_queries(client_for(gestor), "/api/evidence-locks/", add_locks)
+    assert_constant_queries(client_for(gestor), "/api/reports/access/", add_accesses)

@@ -324,6 +324,8 @@ def test_naive_datetimes_are_refused(web, media, tenants):
         {"start": (aware - timedelta(minutes=1)).isoformat(), "end": naive.isoformat()},
         {"start": "2026-02-30T10:00:00Z", "end": aware.isoformat()},
         {"start": "yesterday", "end": aware.isoformat()},
+        {"start": "0241-01-06T11:43:01Z", "end": aware.isoformat()},  # LMT offsets
+        {"start": aware.isoformat(), "end": "9999-12-31T23:59:59+14:00"},
     ]
     for params in ranges:
         for path in (
@@ -344,6 +346,17 @@ def test_naive_datetimes_are_refused(web, media, tenants):
         )
         assert_refused(response, 400)
         assert {"start", "end"} & set(response.json()), response.text
+    # the access report's CSV form answers its errors in JSON too
+    for user, code in ((tenants["a"]["gestor"], 400), (tenants["a"]["operador"], 403)):
+        response = requests.get(
+            f"{url}/api/reports/access/",
+            params={"format": "csv", "start": naive.isoformat()},
+            headers=bearer(user),
+            timeout=10,
+        )
+        assert_refused(response, code)
+        assert response.headers["Content-Type"].startswith("application/json"), response.headers
+        assert isinstance(response.json(), dict)
     response = requests.get(
         f"{url}/api/cameras/{camera.pk}/snapshot.jpg",
         params={"at": naive.isoformat()},

@@ -185,44 +185,47 @@ class ConnectionSampler:
 
 
 def test_100_concurrent_users_no_errors_and_bounded_connections():
+    """The module's scenario: every answer a 200, the server's connections within its pool."""
     users = _dataset()
     assert len(users) == USERS
     sampler = ConnectionSampler()
-    # PGAPPNAME tags every connection the server makes; idle pooled connections go back to
-    # the minimum after 1 s unused instead of 10 min.
-    with running_web(PGAPPNAME=APP_NAME, DB_POOL_MAX_IDLE="1") as (url, web):
-        with requests.Session() as warm:  # one request of each kind, one user
-            for n in range(9):
+    try:
+        # PGAPPNAME tags every connection the server makes; an idle extra pooled connection
+        # is closed after 1 s unused instead of 5 min.
+        with running_web(PGAPPNAME=APP_NAME, DB_POOL_MAX_IDLE="1") as (url, web):
+            with requests.Session() as warm:  # one request of each kind, one user
                 warm.headers.update(users[0]["headers"])
-                assert warm.get(url + _paths(users[0], n), timeout=60).status_code == 200
-        time.sleep(3)
-        baseline = sampler.count()
-        load = Load(url, users, REQUESTS)
-        with sampler:
-            load.run()
-        assert web.alive(), web.output()[-4000:]
-        print(f"load: {dict(load.statuses)}, server connections: baseline {baseline}, "
-              f"peak {sampler.peak} ({sampler.samples} samples)")  # fmt: skip
-        assert load.failures == [], (dict(load.statuses), load.failures[:5],
-                                     web.output()[-3000:])  # fmt: skip
-        assert sum(load.statuses.values()) == REQUESTS
-        assert load.statuses[200] == REQUESTS
-        assert sampler.samples > 0
-        pool = settings.DATABASES["default"]["OPTIONS"].get("pool") or {}
-        max_size = pool.get("max_size")
-        assert max_size, f"connections are not pooled (peak: {sampler.peak})"
-        assert sampler.peak <= max_size, (sampler.peak, max_size)
-        # Nothing is held between requests: every connection idles back in the pool,
-        # which shrinks to where it was before the load.
-        wait_for(lambda: sampler.count() <= baseline, timeout=90, step=0.5)
-        idle_in_transaction = sampler.conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND application_name = %s AND state <> 'idle'",
-            [APP_NAME],
-        ).fetchone()[0]
-        assert idle_in_transaction == 0
-    wait_for(lambda: sampler.count() == 0, timeout=30, step=0.3)  # the server let go of all
-    sampler.close()
+                for n in range(9):
+                    assert warm.get(url + _paths(users[0], n), timeout=60).status_code == 200
+            time.sleep(3)
+            baseline = sampler.count()
+            load = Load(url, users, REQUESTS)
+            with sampler:
+                load.run()
+            assert web.alive(), web.output()[-4000:]
+            print(f"load: {dict(load.statuses)}, server connections: baseline {baseline}, "
+                  f"peak {sampler.peak} ({sampler.samples} samples)")  # fmt: skip
+            assert load.failures == [], (dict(load.statuses), load.failures[:5],
+                                         web.output()[-3000:])  # fmt: skip
+            assert sum(load.statuses.values()) == REQUESTS
+            assert load.statuses[200] == REQUESTS
+            assert sampler.samples > 0
+            pool = settings.DATABASES["default"]["OPTIONS"].get("pool") or {}
+            max_size = pool.get("max_size")
+            assert max_size, f"connections are not pooled (peak: {sampler.peak})"
+            assert sampler.peak <= max_size, (sampler.peak, max_size)
+            # Nothing is held between requests: every connection idles back in the pool,
+            # which shrinks to where it was before the load.
+            wait_for(lambda: sampler.count() <= baseline, timeout=90, step=0.5)
+            busy = sampler.conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND application_name = %s AND state <> 'idle'",
+                [APP_NAME],
+            ).fetchone()[0]
+            assert busy == 0
+        wait_for(lambda: sampler.count() == 0, timeout=30, step=0.3)  # the server let go
+    finally:
+        sampler.close()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -302,3 +305,50 @@ def test_the_pool_reconnects_as_soon_as_the_database_is_back():
     finally:
         pool.close()
         server.destroy()
+
+
+SLOW_DOWNLOADS = 2  # as many as the server's pool holds (DB_POOL_MAX_SIZE below)
+
+
+def test_slow_downloads_do_not_hold_the_pools_connections(settings):
+    """A recorded segment streamed to a client that does not read it keeps its request open
+    (the server's flow control waits for the reader): it must not keep a pooled connection
+    for that long, or a few slow downloads would stop every other request."""
+    import socket
+    from urllib.parse import urlsplit
+
+    prefeitura = PrefeituraFactory(max_cameras=10)
+    camera = CameraFactory(prefeitura=prefeitura)
+    operador = UserFactory(prefeitura=prefeitura, role=Role.OPERADOR)
+    location = f"cam{camera.pk}/big.ts"
+    big = settings.RECORDINGS_DIR / location
+    big.parent.mkdir(parents=True, exist_ok=True)
+    with big.open("wb") as handle:
+        handle.truncate(256 * 1024 * 1024)  # more than any socket buffers hold
+    Segment.objects.create(camera=camera, start=HOUR_START, location=location,
+                           end=HOUR_START + timedelta(seconds=SEGMENT_S), size_bytes=1)  # fmt: skip
+    env = {"DB_POOL_MAX_SIZE": str(SLOW_DOWNLOADS), "DB_POOL_TIMEOUT": "5"}
+    with running_web(**env) as (url, web):
+        window = {"start": HOUR_START.isoformat(),
+                  "end": (HOUR_START + timedelta(seconds=SEGMENT_S)).isoformat()}  # fmt: skip
+        playlist = requests.get(f"{url}/api/cameras/{camera.pk}/playback.m3u8", params=window,
+                                headers=bearer(operador), timeout=30)  # fmt: skip
+        assert playlist.status_code == 200, playlist.text[:500]
+        uri = next(line for line in playlist.text.splitlines() if line and line[0] != "#")
+        target = urlsplit(requests.compat.urljoin(playlist.url, uri))
+        readers = []
+        try:
+            for _ in range(SLOW_DOWNLOADS):
+                reader = socket.create_connection(("127.0.0.1", target.port), timeout=30)
+                reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                reader.sendall(f"GET {target.path}?{target.query} HTTP/1.1\r\n"
+                               f"Host: 127.0.0.1:{target.port}\r\n\r\n".encode())  # fmt: skip
+                assert reader.recv(4096).startswith(b"HTTP/1.1 200"), "no download"
+                readers.append(reader)  # and never read again
+            # Every slow download is under way; the other users' requests still get answers.
+            for _ in range(3):
+                me = requests.get(f"{url}/api/auth/me/", headers=bearer(operador), timeout=30)
+                assert me.status_code == 200, (me.status_code, web.output()[-2000:])
+        finally:
+            for reader in readers:
+                reader.close()

@@ -51,6 +51,7 @@ def test_json_logs_carry_the_request_id_of_each_request():
             f"{url}/health", headers={"X-Request-ID": "x" * 300 + "\u00e9"}, timeout=10
         )
         assert re.fullmatch(r"[0-9a-f]{32}", insane.headers["X-Request-ID"])
+        query = requests.get(f"{url}/health?token=s3cr3t-in-query", timeout=10)
         missing = requests.get(f"{url}/no/such/page", timeout=10)
         assert missing.status_code == 404 and missing.headers["X-Request-ID"]
 
@@ -69,6 +70,9 @@ def test_json_logs_carry_the_request_id_of_each_request():
         (me,) = access(generated)
         assert me["user_id"] == user.pk and me["prefeitura_id"] == user.prefeitura_id
         assert me["route"] == "/api/auth/me/" and me["status"] == 200
+        (with_query,) = access(query.headers["X-Request-ID"])
+        assert with_query["path"] == "/health"  # never the query string (tokens live there)
+        assert "s3cr3t-in-query" not in web.output()
         (unmatched,) = access(missing.headers["X-Request-ID"])
         assert unmatched["status"] == 404 and unmatched["route"] == "<unmatched>"
 
@@ -101,7 +105,7 @@ def _ffmpeg_events(records: list[logging.LogRecord]) -> list[logging.LogRecord]:
 
 @pytest.mark.camera
 @pytest.mark.timeout(120)
-def test_ffmpeg_start_exit_restart_logged_once_without_credentials(camera_server, tmp_path, caplog):
+def test_ffmpeg_lifecycle_logged_once_without_credentials(camera_server, tmp_path, caplog):
     url = camera_server.url("cam1")
     source = tmp_path / "run" / "cam5.ffconcat"
     process = ManagedFFmpeg(
@@ -121,6 +125,10 @@ def test_ffmpeg_start_exit_restart_logged_once_without_credentials(camera_server
         wait_for(lambda: process.poll().state == State.RUNNING, timeout=30)
         for _ in range(20):  # polling a running child logs nothing more
             process.poll()
+        # A second failure in a row uses up the budget of 2: given up on (still retrying).
+        os.kill(process.pid, signal.SIGKILL)
+        wait_for(lambda: process.poll().restarts == 2 and process.poll().pid, timeout=30)
+        wait_for(lambda: process.poll().state == State.RUNNING, timeout=30)
     finally:
         process.stop()
     events = _ffmpeg_events(caplog.records)
@@ -129,13 +137,21 @@ def test_ffmpeg_start_exit_restart_logged_once_without_credentials(camera_server
         "ffmpeg_exit",
         "ffmpeg_restart",
         "ffmpeg_start",
+        "ffmpeg_exit",
+        "ffmpeg_restart",
+        "ffmpeg_give_up",
+        "ffmpeg_start",
         "ffmpeg_stop",
     ]
-    start, exit_, restart, again, _stop = events
+    start, exit_, restart, again, _exit, restart2, give_up, third, stop = events
     assert start.ffmpeg_key == "cam5" and start.restarts == 0 and again.restarts == 1
+    assert third.restarts == 2 and start.pid != again.pid != third.pid
     assert exit_.levelname == "WARNING" and exit_.exit_code == -signal.SIGKILL
     assert exit_.reason == "ffmpeg killed by signal 9" and "code -9" in exit_.getMessage()
     assert restart.backoff_s == 0.5 and restart.failures == 1
+    assert restart2.backoff_s == 1.0 and restart2.failures == 2
+    assert give_up.levelname == "ERROR" and give_up.failures == 2
+    assert stop.exit_code is not None
     for record in caplog.records:
         assert PASSWORD not in record.getMessage()
         assert PASSWORD not in json.dumps(record.__dict__, default=str)

@@ -162,7 +162,9 @@ def _cand(plate: str, conf: float = 0.9) -> tuple[Candidate, bytes]:
 
 
 def test_tracker_one_read_per_pass_and_cooldown():
-    tracker = PlateTracker(gap_s=1.0, max_pass_s=5.0, cooldown_s=30.0, confirm_frames=3)
+    tracker = PlateTracker(
+        gap_s=1.0, max_pass_s=5.0, cooldown_s=30.0, confirm_frames=3, instant_confidence=1.1
+    )
     assert tracker.feed(0.0, [_cand("ABC1D23", 0.8)]) == []
     assert tracker.feed(0.5, [_cand("ABC1D28", 0.5)]) == []
     assert tracker.feed(1.0, [_cand("ABC1D23", 0.95)]) == []
@@ -178,7 +180,9 @@ def test_tracker_one_read_per_pass_and_cooldown():
 
 
 def test_tracker_reads_once_three_frames_agree_and_suppresses_the_rest_of_the_pass():
-    tracker = PlateTracker(gap_s=1.0, max_pass_s=10.0, cooldown_s=30.0, confirm_frames=3)
+    tracker = PlateTracker(
+        gap_s=1.0, max_pass_s=10.0, cooldown_s=30.0, confirm_frames=3, instant_confidence=1.1
+    )
     assert tracker.feed(0.0, [_cand("ABC1D23")]) == []
     assert tracker.feed(0.3, [_cand("ABC1D28", 0.6)]) == []
     assert tracker.feed(0.6, [_cand("ABC1D23")]) == []
@@ -190,7 +194,9 @@ def test_tracker_reads_once_three_frames_agree_and_suppresses_the_rest_of_the_pa
 
 
 def test_tracker_two_vehicles_and_max_pass_duration():
-    tracker = PlateTracker(gap_s=1.0, max_pass_s=2.0, cooldown_s=30.0, confirm_frames=99)
+    tracker = PlateTracker(
+        gap_s=1.0, max_pass_s=2.0, cooldown_s=30.0, confirm_frames=99, instant_confidence=1.1
+    )
     tracker.feed(0.0, [_cand("ABC1D23"), _cand("XYZ9876")])
     tracker.feed(0.5, [_cand("ABC1D23"), _cand("XYZ9876")])
     # XYZ left the picture 1 s ago: its pass is over; ABC's goes on.
@@ -199,6 +205,14 @@ def test_tracker_two_vehicles_and_max_pass_duration():
     assert [r.plate for r in reads] == ["ABC1D23"]
     assert tracker.feed(2.5, [_cand("ABC1D23")]) == []
     assert tracker.flush(10.0, force=True) == []  # the parked car is not read twice
+
+
+def test_tracker_reads_a_sure_frame_at_once():
+    tracker = PlateTracker(gap_s=1.0, cooldown_s=30.0, instant_confidence=0.98)
+    assert tracker.feed(0.0, [_cand("ABC1D23", 0.9)]) == []
+    reads = tracker.feed(0.3, [_cand("ABC1D23", 0.99)])
+    assert [(r.plate, r.frames) for r in reads] == [("ABC1D23", 2)]
+    assert tracker.feed(0.6, [_cand("ABC1D23", 0.99)]) == []  # the same car: suppressed
 
 
 def test_tracker_drops_low_confidence_passes():

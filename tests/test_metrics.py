@@ -43,6 +43,14 @@ def test_metrics_open_to_loopback_only_without_token():
         assert "gtvision_storage_free_bytes{storage=" in response.text
         checked = promtool_check_metrics(response.content)
         assert checked.returncode == 0, checked.stdout + checked.stderr
+        # Labels stay bounded whatever clients send: routes are URL patterns, odd methods
+        # are "other".
+        requests.request("BREW", f"{url}/api/cameras/12345/", timeout=10)
+        requests.get(f"{url}/api/cameras/67890/", timeout=10)
+        text = requests.get(f"{url}/metrics", timeout=10).text
+        assert 'method="BREW"' not in text and 'method="other"' in text
+        assert "12345" not in text and "67890" not in text
+        assert 'route="/api/cameras/<pk>/"' in text
 
 
 def _non_loopback_address() -> str | None:
@@ -243,6 +251,8 @@ def test_prometheus_scrapes_real_figures_of_a_recording_camera(camera_server, se
             # Figures only the supervisor process knows, through the multiprocess directory.
             assert scraped(f'gtvision_ffmpeg_events_total{{{cam},event="start"}} >= 1') >= 1
             assert scraped("gtvision_supervisor_tick_duration_seconds_count > 0") > 0
+            assert scraped("gtvision_segment_index_latency_seconds_count > 0") > 0
+            assert scraped("gtvision_segment_index_latency_seconds_sum >= 0") >= 0
             assert (
                 scraped('gtvision_worker_heartbeat_age_seconds{kind="media-supervisor"} < 30') >= 0
             )

@@ -240,12 +240,20 @@ def test_browser_viewer_keeps_the_stream_alive_and_leaving_stops_it(browser_stac
     session = Browsing(browser, browser_stack)
     try:
         session.login(user)
+        keepalives = []
+        session.page.on(
+            "request",
+            lambda request: "/keepalive" in request.url and keepalives.append(request.method),
+        )
         page = session.goto(f"/dashboard/cameras/{camera.pk}/")
         wait_playing(page, "#player-video")
         stream = Stream.objects.get(camera=camera, status="RUNNING")
         assert stream.on_demand is True
-        time.sleep(35)  # longer than the idle time: the player's keep-alives hold it
+        # longer than the idle time: the player's keep-alives hold it (Playwright's wait, not
+        # time.sleep: the sync API delivers the request events while it waits)
+        page.wait_for_timeout(35_000)
         assert status(stream.pk) == "RUNNING"
+        assert len(keepalives) >= 2 and set(keepalives) == {"POST"}  # every 15 s
         wait_playing(page, "#player-video")
         session.goto("/dashboard/")  # the viewer leaves the camera (the grid shows it again)
         page.goto("about:blank")  # and then the dashboard altogether

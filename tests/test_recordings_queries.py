@@ -71,7 +71,8 @@ def test_time_queries_scan_the_camera_start_index_on_300k_rows(db):
     }
     plans["timeline"] = explain(queries.TIMELINE_SQL, params)
     plans["oldest (disk floor)"] = explain(
-        queries.OLDEST_SQL, {"before": T0 + timedelta(days=1), "limit": 100}
+        queries.OLDEST_SQL,
+        {"before": T0 + timedelta(days=1), "limit": 100, "now": T0 + timedelta(days=2)},
     )
     cutoff = T0 + timedelta(hours=2)
     expired = Segment.objects.filter(camera_id=camera_id, start__lt=cutoff, end__lte=cutoff)

@@ -76,6 +76,11 @@ SUPERVISOR_TICK = Histogram(
     "Duration of one media supervisor pass (reconcile, index, write states).",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+SEGMENT_INDEX_LATENCY = Histogram(
+    "gtvision_segment_index_latency_seconds",
+    "Time from a recording segment's end to its row in the index.",
+    buckets=(1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600),
+)
 FFMPEG_EVENTS = Counter(
     "gtvision_ffmpeg_events",
     "FFmpeg lifecycle events per camera: start, exit, restart, stall, give_up.",

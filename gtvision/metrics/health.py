@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.db import DatabaseError, connection
 
 from gtvision.metrics.collector import recording_lags, storage_usage
 
@@ -28,7 +29,11 @@ def check_disk() -> dict:
 def check_recording_lag() -> dict:
     """Every recorded camera has a segment indexed within ``RECORDING_LAG_MAX_S``."""
     limit = settings.RECORDING_LAG_MAX_S
-    lags = recording_lags()
+    try:
+        lags = recording_lags()
+    except DatabaseError as exc:
+        connection.close_if_unusable_or_obsolete()
+        return {"ok": False, "error": f"cannot read the recordings index ({type(exc).__name__})"}
     late = {camera_id: lag for camera_id, lag in lags.items() if lag > limit}
     check = {
         "ok": not late,

@@ -405,13 +405,13 @@
         }
       }
       if (this.stopped) return;
+      this.startKeepAlive();
       if (this.streamId === data.stream_id && this.streamStatus) {
         this.onChange(this);  // its ws/events status arrived first and was applied
         return;
       }
       this.streamId = data.stream_id;
       this.streamStatus = data.status;
-      this.startKeepAlive();
       this.onChange(this);
       this.applyStatus(data.status, "");
     }

@@ -21,6 +21,61 @@
     if (event.camera_id === camera.id && !event.deleted) setBadge(statusBadge, event.status);
   });
 
+  /* ------------------------------------------------------------ justified access (LGPD) */
+  // Playback and exports carry a reason where the prefeitura requires one: asked once per
+  // browser session and camera, then reused (sessionStorage).
+  const reasonKey = `gtv.access-reason.${camera.id}`;
+  const reasonDialog = $("#reason-dialog");
+
+  function storedReason() {
+    try { return JSON.parse(sessionStorage.getItem(reasonKey) || "null"); } catch (error) { return null; }
+  }
+
+  function forgetReason() { sessionStorage.removeItem(reasonKey); }
+
+  /* {reason, protocol} to send, {} when none is needed, null when the user cancelled. */
+  function accessReason() {
+    const stored = storedReason();
+    if (stored && stored.reason) return Promise.resolve(stored);
+    if (!camera.reason_required) return Promise.resolve({});
+    return new Promise((resolve) => {
+      const text = $("#reason-text");
+      const protocol = $("#reason-protocol");
+      const error = $("#reason-error");
+      error.textContent = "";
+      const finish = (value) => {
+        $("#reason-form").onsubmit = null;
+        $("#reason-cancel").onclick = null;
+        reasonDialog.oncancel = null;
+        if (reasonDialog.open) reasonDialog.close();
+        resolve(value);
+      };
+      $("#reason-form").onsubmit = (event) => {
+        event.preventDefault();
+        const reason = text.value.trim();
+        if (!reason) {
+          error.textContent = t("Give the reason for accessing this recorded footage.");
+          text.focus();
+          return;
+        }
+        const value = { reason, protocol: protocol.value.trim() };
+        sessionStorage.setItem(reasonKey, JSON.stringify(value));
+        finish(value);
+      };
+      $("#reason-cancel").onclick = () => finish(null);
+      reasonDialog.oncancel = () => finish(null);
+      reasonDialog.showModal();
+      text.focus();
+    });
+  }
+
+  function reasonQuery(justification) {
+    let query = "";
+    if (justification.reason) query += `&reason=${encodeURIComponent(justification.reason)}`;
+    if (justification.protocol) query += `&protocol=${encodeURIComponent(justification.protocol)}`;
+    return query;
+  }
+
   /* ------------------------------------------------------------ live and metrics */
   let live = null;
   let playback = null; // {hls, start, end}
@@ -160,13 +215,15 @@
     video.load();
   }
 
-  function playFrom(from) {
+  async function playFrom(from) {
     const next = timeline.spans.find(([, end]) => end > from + 500);
     if (!next) {
       positionLine.textContent = t("Nothing was recorded from this moment on.");
       announce(positionLine.textContent);
       return;
     }
+    const justification = await accessReason();
+    if (justification === null) return;  // no reason given: stay where we are
     const start = Math.max(from, next[0]);
     const end = Math.max(Math.min(start + PLAYBACK_WINDOW_MS, Date.now()), start + 1000);
     if (live) { untrack(live); live = null; }
@@ -177,7 +234,7 @@
     goLiveButton.hidden = false;
     setMetric("player", "HLS (VOD)");
     const url = `/api/cameras/${camera.id}/playback.m3u8?start=${encodeURIComponent(time.iso(start))}` +
-      `&end=${encodeURIComponent(time.iso(end))}`;
+      `&end=${encodeURIComponent(time.iso(end))}` + reasonQuery(justification);
     const session = { hls: null, start, end };
     playback = session;
     timeline.playhead = start;
@@ -612,12 +669,14 @@
       endInput.focus();
       return;
     }
+    const justification = await accessReason();
+    if (justification === null) return;
     const button = $("#export-submit");
     button.disabled = true;
     try {
       const clip = await api("/api/clips/", {
         method: "POST",
-        body: { camera_id: camera.id, start: time.iso(start), end: time.iso(end) },
+        body: { camera_id: camera.id, start: time.iso(start), end: time.iso(end), ...justification },
       });
       const full = { start: start.toISOString(), end: end.toISOString(), progress: 0, ...clip };
       showClip(full);
@@ -628,6 +687,10 @@
       earlyEvents.delete(full.id);
       announce(t("Export #%(id)s requested", { id: full.id }));
     } catch (error) {
+      if (error.body && error.body.reason) {  // the prefeitura now requires a reason
+        forgetReason();
+        camera.reason_required = true;
+      }
       formError.textContent = error.status ? error.message : t("The export could not be requested.");
     } finally {
       button.disabled = false;

@@ -9,7 +9,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         purges = retention.apply_retention()
         for purge in purges:
-            self.stdout.write(f"purged {purge}")
+            kept = purge.reason == retention.KEPT_BY_LOCK
+            self.stdout.write(f"{'kept' if kept else 'purged'} {purge}")
         expired = services.expire_clips()
-        total = sum(purge.segments for purge in purges)
+        total = sum(p.segments for p in purges if p.reason != retention.KEPT_BY_LOCK)
         self.stdout.write(f"{total} segments purged, {expired} expired clips deleted")

@@ -6,8 +6,10 @@ import threading
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
 from cidades.models import Camera
+from gtvision.metrics import SEGMENT_INDEX_LATENCY
 from recordings import indexer, services, storage
 from streaming.process import sweep_orphans
 from streaming.sourcefiles import sweep_source_files
@@ -48,7 +50,12 @@ class Recorder:
     """The recordings side of the supervisor loop."""
 
     def index(self, camera_id: int, *, writer_alive: bool) -> None:
-        indexer.index_camera(camera_id, storage.record_dir(camera_id), writer_alive=writer_alive)
+        segments = indexer.index_camera(
+            camera_id, storage.record_dir(camera_id), writer_alive=writer_alive
+        )
+        now = timezone.now()
+        for segment in segments:  # from the segment's end to its row
+            SEGMENT_INDEX_LATENCY.observe(max(0.0, (now - segment.end).total_seconds()))
 
     def sessions(self, camera, camera_id: int) -> None:
         camera = camera or Camera.objects.filter(pk=camera_id).first()
