@@ -8,9 +8,14 @@ connection when it first queries and gives it back when Django closes it at its 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import psycopg
+
+if TYPE_CHECKING:  # settings import this module: no Django import at module level
+    from django.http import HttpRequest
+    from django.http.response import HttpResponseBase
 
 # A connection attempt that keeps failing (database down) backs off 1, 2, 4 ... s; psycopg's
 # default gives up after 5 min, so after a long outage the next retry could come a minute or
@@ -43,3 +48,27 @@ def pool_options(
         "reset": reset_connection,
         "name": "gtvision",
     }
+
+
+class ReleaseConnectionsMiddleware:
+    """Outermost middleware: a streamed response gives its database connections back to the
+    pool before its body is sent.
+
+    Django closes a request's connections when its response is closed, after the last byte
+    was sent: a recorded segment or clip downloaded by a slow client would hold a pooled
+    connection for the whole download, and ``DB_POOL_MAX_SIZE`` slow downloads would stop
+    every other request. Anything that queries while the body streams borrows one again.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        from django.db import connections
+
+        response = self.get_response(request)
+        if response.streaming:
+            for conn in connections.all(initialized_only=True):
+                if not conn.in_atomic_block:
+                    conn.close()
+        return response

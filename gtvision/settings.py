@@ -123,6 +123,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "gtvision.db_pool.ReleaseConnectionsMiddleware",  # streamed bodies hold no DB connection
     "gtvision.middleware.RequestObservabilityMiddleware",  # X-Request-ID, access log, latency
     "gtvision.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",

@@ -2,11 +2,12 @@
 
 A *pass* collects the candidates of consecutive frames whose plates are close to each other
 (within ``PASS_DISTANCE`` edits of the pass's first plate key). It closes as soon as
-``confirm_frames`` frames read the same plate or one frame reads it with ``instant_confidence``
-(no correction, OCR sure: the read does not wait for the car to leave), when no candidate has joined it for ``gap_s`` seconds, or once it is ``max_pass_s`` old (a
-parked car must not delay its read forever); then its candidates are voted per character
-(``plates.vote``) and the pass yields one ``PassRead`` with the best frame's box and crop.
-The same plate key on the same camera within ``cooldown_s`` of the previous read is
+``confirm_frames`` frames read the same plate or one frame reads it with
+``instant_confidence`` (no correction, OCR sure: the read does not wait for the car to
+leave), when no candidate has joined it for ``gap_s`` seconds, or once it is ``max_pass_s``
+old (a parked car must not delay its read forever); then its candidates are voted per
+character (``plates.vote``) and the pass yields one ``PassRead`` with the best frame's box
+and crop. The same plate key on the same camera within ``cooldown_s`` of the previous read is
 suppressed (a car waiting at a light is one pass).
 
 Pure Python; time is passed in by the caller (seconds, any monotonic clock).
