@@ -17,7 +17,12 @@ from typing import Any
 from django.http import StreamingHttpResponse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import generics, permissions, renderers, serializers
 
 from admin_ctx.models import AuditEntry, Role
@@ -170,7 +175,15 @@ class AccessReportView(generics.GenericAPIView):
         tags=["audit"],
         parameters=[AccessReportQuery, OpenApiParameter("format", str, enum=["json", "csv"])],
         responses={
-            200: AccessRowSerializer(many=True),
+            200: inline_serializer(  # paginated like every list (SPEC §2)
+                "PaginatedAccessRowList",
+                fields={
+                    "count": serializers.IntegerField(),
+                    "next": serializers.URLField(allow_null=True),
+                    "previous": serializers.URLField(allow_null=True),
+                    "results": AccessRowSerializer(many=True),
+                },
+            ),
             (200, "text/csv"): OpenApiTypes.STR,
             400: OpenApiResponse(description="Bad filter."),
             403: OpenApiResponse(description="Operadores cannot read access reports."),
