@@ -171,6 +171,13 @@ class AccessReportView(generics.GenericAPIView):
                   "target_type", "target_id", "ip", "details")  # fmt: skip
         return entries.values(*fields)
 
+    def handle_exception(self, exc):
+        """Errors are JSON (the API's error shape), also when ``?format=csv`` was asked."""
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer = renderers.JSONRenderer()
+        self.request.accepted_media_type = "application/json"
+        return response
+
     @extend_schema(
         tags=["audit"],
         parameters=[AccessReportQuery, OpenApiParameter("format", str, enum=["json", "csv"])],
@@ -189,13 +196,6 @@ class AccessReportView(generics.GenericAPIView):
             403: OpenApiResponse(description="Operadores cannot read access reports."),
         },
     )  # fmt: skip
-    def handle_exception(self, exc):
-        """Errors are JSON (the API's error shape), also when ``?format=csv`` was asked."""
-        response = super().handle_exception(exc)
-        self.request.accepted_renderer = renderers.JSONRenderer()
-        self.request.accepted_media_type = "application/json"
-        return response
-
     def get(self, request):
         entries = self.filtered()
         if request.accepted_renderer.format == "csv":

@@ -153,8 +153,7 @@ class EmbeddedRunner:
         )
         running = _Camera(job=job, process=process, hls_dir=hls_dir)
         self.cameras[job.camera_id] = running
-        process.start()
-        logger.info("camera %s: ffmpeg started (pid %s)", job.camera_id, process.pid)
+        process.start()  # ManagedFFmpeg logs the start, exit, restart, stall and give-up
         return running
 
     def _stop(self, camera_ids: list[int]) -> None:
@@ -165,7 +164,6 @@ class EmbeddedRunner:
             list(pool.map(lambda running: running.process.stop(), stopping))
         for running in stopping:
             shutil.rmtree(running.hls_dir, ignore_errors=True)
-            logger.info("camera %s: ffmpeg stopped", running.job.camera_id)
 
     def _observe(self, running: _Camera) -> Observation:
         snap = running.process.poll()
