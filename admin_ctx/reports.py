@@ -13,8 +13,14 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import urlencode
 
-from django.http import StreamingHttpResponse
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -25,7 +31,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import generics, permissions, renderers, serializers
 
-from admin_ctx.models import AuditEntry, Role
+from admin_ctx.models import AuditEntry, Role, User
 from cidades.models import Camera
 from gtvision.api import AwareDateTimeField, RolePermission
 
@@ -36,6 +42,10 @@ ACCESS_ACTIONS = (
     "clip.create",
     "clip.download",
 )
+ENTRY_FIELDS = (
+    "id", "at", "actor_id", "actor_username", "action", "prefeitura_id", "target_type",
+    "target_id", "ip", "details",
+)  # fmt: skip
 COLUMNS = (
     "at", "user_id", "user", "action", "prefeitura_id", "camera_id", "camera", "period_start",
     "period_end", "clip_id", "reason", "protocol", "ip",
@@ -138,6 +148,29 @@ def _csv_lines(queryset) -> Iterator[str]:
     yield from (writer.writerow([r[c] for c in COLUMNS]) for r in rows(batch))
 
 
+def access_entries(user: User, filters: dict[str, Any], prefeitura_id: int | None = None):
+    """The access entries ``user`` may read (``values()`` rows, newest first), filtered by
+    ``camera_id``, ``user`` (id or username), ``start``, ``end`` and ``prefeitura_id``."""
+    entries = (
+        AuditEntry.objects.for_user(user).filter(action__in=ACCESS_ACTIONS).order_by("-at", "-id")
+    )
+    if prefeitura_id is not None:
+        entries = entries.filter(prefeitura_id=prefeitura_id)
+    if filters.get("camera_id"):
+        entries = entries.filter(target_type="camera", target_id=str(filters["camera_id"]))
+    if who := filters.get("user"):
+        entries = (
+            entries.filter(actor_id=int(who))
+            if who.isdigit()
+            else entries.filter(actor_username=who)
+        )
+    if filters.get("start"):
+        entries = entries.filter(at__gte=filters["start"])
+    if filters.get("end"):
+        entries = entries.filter(at__lt=filters["end"])
+    return entries.values(*ENTRY_FIELDS)
+
+
 class AccessReportView(generics.GenericAPIView):
     permission_classes = [permissions.IsAuthenticated, RolePermission]
     read_roles = {Role.ADMIN, Role.GESTOR}
@@ -145,38 +178,17 @@ class AccessReportView(generics.GenericAPIView):
     serializer_class = AccessRowSerializer
     queryset = AuditEntry.objects.all()
 
-    def filtered(self):
-        params = AccessReportQuery(data=self.request.query_params)
-        params.is_valid(raise_exception=True)
-        data = params.validated_data
-        entries = (
-            AuditEntry.objects.for_user(self.request.user)
-            .filter(action__in=ACCESS_ACTIONS)
-            .order_by("-at", "-id")
-        )
-        if "camera_id" in data:
-            entries = entries.filter(target_type="camera", target_id=str(data["camera_id"]))
-        if "user" in data:
-            user = data["user"]
-            entries = (
-                entries.filter(actor_id=int(user))
-                if user.isdigit()
-                else entries.filter(actor_username=user)
-            )
-        if "start" in data:
-            entries = entries.filter(at__gte=data["start"])
-        if "end" in data:
-            entries = entries.filter(at__lt=data["end"])
-        fields = ("id", "at", "actor_id", "actor_username", "action", "prefeitura_id",
-                  "target_type", "target_id", "ip", "details")  # fmt: skip
-        return entries.values(*fields)
-
     def handle_exception(self, exc):
         """Errors are JSON (the API's error shape), also when ``?format=csv`` was asked."""
         response = super().handle_exception(exc)
         self.request.accepted_renderer = renderers.JSONRenderer()
         self.request.accepted_media_type = "application/json"
         return response
+
+    def filtered(self):
+        params = AccessReportQuery(data=self.request.query_params)
+        params.is_valid(raise_exception=True)
+        return access_entries(self.request.user, params.validated_data)
 
     @extend_schema(
         tags=["audit"],
@@ -204,3 +216,66 @@ class AccessReportView(generics.GenericAPIView):
             return response
         page = self.paginate_queryset(entries)
         return self.get_paginated_response(AccessRowSerializer(rows(page), many=True).data)
+
+
+# -- the DPO's page in the dashboard -----------------------------------------------------------
+
+
+class AccessReportForm(forms.Form):
+    """The page's filters; times in the user's time zone (the dashboard's)."""
+
+    camera_id = forms.TypedChoiceField(label=_("Camera"), coerce=int, required=False)
+    user = forms.CharField(label=_("User"), max_length=150, required=False)
+    start = forms.DateTimeField(
+        label=_("From"),
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+    end = forms.DateTimeField(
+        label=_("Until"),
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+
+    def __init__(self, *args, cameras=(), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["camera_id"].choices = [("", _("All cameras")), *cameras]
+
+
+ACTION_LABELS = {
+    "stream.view": _("watched live"),
+    "recording.playback": _("played back"),
+    "recording.snapshot": _("saved a recorded frame"),
+    "clip.create": _("exported a clip"),
+    "clip.download": _("downloaded a clip"),
+}
+PAGE_SIZE = 50
+
+
+@login_required
+def access_page(request: HttpRequest) -> HttpResponse:
+    """Who saw which camera, when and why (gestor: own prefeitura; admin: the chosen one)."""
+    from gtvision.dashboard import _page, current_prefeitura  # dashboard imports the apps
+
+    if request.user.role not in (Role.ADMIN, Role.GESTOR):
+        raise PermissionDenied
+    prefeitura = current_prefeitura(request)
+    cameras = Camera.objects.for_user(request.user).filter(prefeitura=prefeitura).order_by("name")
+    form = AccessReportForm(request.GET or None, cameras=cameras.values_list("pk", "name"))
+    filters = form.cleaned_data if form.is_bound and form.is_valid() else {}
+    entries = access_entries(request.user, filters, prefeitura.pk if prefeitura else -1)
+    page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
+    table = rows(page.object_list)
+    for row in table:
+        row["action_label"] = ACTION_LABELS.get(row["action"], row["action"])
+    api_query = {key: value for key, value in (
+        ("camera_id", filters.get("camera_id")), ("user", filters.get("user")),
+        ("start", filters["start"].isoformat() if filters.get("start") else None),
+        ("end", filters["end"].isoformat() if filters.get("end") else None),
+    ) if value}  # fmt: skip
+    page_query = {key: value for key, value in request.GET.items() if key != "page"}
+    return _page(
+        request, "access_report.html", "access", form=form, rows=table, page_obj=page,
+        csv_url=f"{reverse('access-report')}?{urlencode({**api_query, 'format': 'csv'})}",
+        page_query=urlencode(page_query),
+    )  # fmt: skip

@@ -53,8 +53,9 @@ SMOKE = {
     "load_users": "5,10",
     "load_requests": 60,
     "ws_churn": 300,
-    "lpr_plates": 2,
-    "lpr_distractor_seconds": 5.0,
+    "lpr_plates": 1,
+    "lpr_pass_seconds": 1.0,
+    "lpr_distractor_seconds": 2.0,
 }
 
 

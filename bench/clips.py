@@ -145,7 +145,7 @@ def run(ctx: Context) -> Section:
     timers = _Timers()
 
     def run_job() -> tuple[float, Clip]:
-        clip = create_clip(camera, clip_start, clip_end, actor=user)
+        clip = create_clip(camera, clip_start, clip_end, actor=user, reason="benchmark")
         started = time.perf_counter()
         with timers.patched():
             clips.build_clip(clip.pk)

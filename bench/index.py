@@ -230,7 +230,7 @@ def run(ctx: Context) -> Section:
     daphne = Daphne(ctx, name="daphne-index").start()
     token = token_for(operador)
     http = Http(daphne.url, token)
-    client = APIClient()
+    client = APIClient(HTTP_HOST="127.0.0.1")  # an allowed host (ALLOWED_HOSTS)
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     rng = random.Random(6)
     days_available = max(1, full_days)

@@ -48,6 +48,7 @@ JS_MESSAGES = [
     *STATUS_LABELS.values(),
     *LPR_JS_MESSAGES,
     gettext_noop("Give the reason for accessing this recorded footage."),
+    gettext_noop("Evidence lock: %(reason)s"),
     gettext_noop("Starting…"),
     gettext_noop("Connecting…"),
     gettext_noop("Live"),

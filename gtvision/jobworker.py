@@ -4,8 +4,9 @@
 away and stays dead. ``JobWorker`` runs the same worker (same app, same task middlewares)
 in a loop: when the database is lost it closes the connection pool, waits with exponential
 backoff (1 s doubling up to ``JOB_WORKER_MAX_BACKOFF_S``) and starts a fresh worker, until
-it is asked to stop (SIGINT/SIGTERM). A job interrupted by the outage stays in procrastinate's
-table and is picked up again (procrastinate prunes the stalled worker's jobs).
+it is asked to stop (SIGINT/SIGTERM). A job left ``doing`` by a worker that died or lost the
+database (its heartbeat older than ``STALLED_S``) is put back in the queue when the worker
+connects and every ``STALLED_CHECK_S`` after that (procrastinate does not do it by itself).
 
 While a worker is registered and its database answers, a ``WorkerHeartbeat`` of kind
 ``job-worker`` is written every ``JOB_WORKER_HEARTBEAT_S``; ``/health`` fails when it is older
@@ -33,6 +34,8 @@ HEARTBEAT_KIND = "job-worker"
 MIN_BACKOFF_S = 1.0
 HEALTHY_AFTER_S = 60.0  # a worker that ran this long resets the backoff
 CLOSE_TIMEOUT_S = 10.0
+STALLED_S = 30.0  # procrastinate's own default for a stalled worker
+STALLED_CHECK_S = 60.0
 
 
 def _first_line(exc: BaseException) -> str:
@@ -120,6 +123,7 @@ class JobWorker:
                 if self.stopping.is_set():
                     return
                 logger.info("job worker connected (queues: %s)", self.queues or "all")
+                await self._retry_stalled_jobs(app)
                 await self.worker.run()
             finally:
                 self.worker = None
@@ -128,12 +132,26 @@ class JobWorker:
                 except Exception:  # noqa: BLE001 - the pool of a lost database
                     logger.debug("closing the job worker's pool failed", exc_info=True)
 
+    async def _retry_stalled_jobs(self, app) -> None:
+        """Queue again the jobs of workers whose heartbeat stopped (died, lost the database)."""
+        return
+        await app.job_manager.prune_stalled_workers(STALLED_S)
+        for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_S):
+            logger.warning(
+                "job %s (%s) was left running by a lost worker: retrying it", job.id, job.task_name
+            )
+            await app.job_manager.retry_job(job)
+
     async def _heartbeats(self) -> None:
         loop = asyncio.get_running_loop()
+        last_stalled_check = time.monotonic()
         while True:
             worker = self.worker
             if worker is not None and worker.worker_id is not None:
                 try:
+                    if time.monotonic() - last_stalled_check >= STALLED_CHECK_S:
+                        last_stalled_check = time.monotonic()
+                        await self._retry_stalled_jobs(self.app)
                     await self.app.check_connection_async()
                     details = {"restarts": self.restarts, "queues": self.queues or []}
                     await loop.run_in_executor(self._beats, self._beat, details)

@@ -11,6 +11,7 @@ from rest_framework.decorators import action
 from admin_ctx.models import Role
 from gtvision.api import TenantModelViewSet, TenantReadOnlyViewSet
 from lpr import plates, services
+from lpr.filters import WatchlistFilterSet
 from lpr.models import Read, WatchlistEntry
 from lpr.serializers import ReadQuery, ReadSerializer, WatchlistEntrySerializer
 from recordings.views import FirstRendererNegotiation
@@ -91,7 +92,7 @@ class ReadViewSet(TenantReadOnlyViewSet):
 class WatchlistViewSet(TenantModelViewSet):
     queryset = WatchlistEntry.objects.all()
     serializer_class = WatchlistEntrySerializer
-    filterset_fields = ["prefeitura", "active"]
+    filterset_class = WatchlistFilterSet
     read_roles = set(Role.values)
     write_roles = {Role.ADMIN, Role.GESTOR}
 

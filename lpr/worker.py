@@ -245,7 +245,16 @@ def camera_sources() -> dict[int, str]:
         from streaming.mediamtx.integration import restream_url
 
         return {c.pk: restream_url(c) for c in cameras}
-    return {c.pk: c.source_url for c in cameras if c.source_url}
+    sources = {}
+    for camera in cameras:
+        try:
+            url = camera.source_url
+        except ValueError:  # an undecryptable row: only this camera is skipped
+            logger.warning("lpr camera %s: its source URL cannot be read", camera.pk)
+            continue
+        if url:
+            sources[camera.pk] = url
+    return sources
 
 
 class LprWorker:

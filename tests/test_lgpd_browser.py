@@ -4,12 +4,13 @@ the audit log and the clip."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
+from django.utils import timezone
 
 from admin_ctx.models import AuditEntry
-from recordings.models import Clip
+from recordings.models import Clip, EvidenceLock
 from tests.supervisor import wait_for
 from tests.test_browser import (  # noqa: F401 - the fixtures of the browser suite
     browser,
@@ -40,6 +41,13 @@ def test_playback_and_export_ask_the_reason_once(stack, browsing):  # noqa: F811
     user, camera = operador_with_camera(stack.camera.url("cam1"), name="Rodoviária", code="rodo")
     camera.prefeitura.reason_required_for = "operadores"
     camera.prefeitura.save()
+    now = timezone.now()
+    EvidenceLock.objects.create(
+        camera=camera,
+        start=now - timedelta(minutes=5),
+        end=now + timedelta(minutes=5),
+        reason="Inquérito 5/2026",
+    )
     session = browsing()
     session.login(user)
     page = session.goto(f"/dashboard/cameras/{camera.pk}/")
@@ -54,6 +62,9 @@ def test_playback_and_export_ask_the_reason_once(stack, browsing):  # noqa: F811
 
     start, end = wait_for(recorded, timeout=60)
     page.locator("#timeline-zoom").select_option("300")  # 5 min
+    lock = page.locator("#timeline .tl-lock").first
+    expect(lock).to_be_attached()
+    assert lock.get_attribute("title") == "Bloqueio de evidência: Inquérito 5/2026"
     dialog = page.get_by_role("dialog", name="Justificativa de acesso")
 
     def click_recording() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -104,3 +105,31 @@ def test_csv_export(activity):
     assert all(row["camera_id"] == str(tenants["a"]["camera"].pk) for row in table)
     denied = client_for(tenants["a"]["operador"]).get(REPORT, {"format": "csv"})
     assert denied.status_code == 403
+
+
+def test_dpo_page_in_the_dashboard(activity):
+    """The gestor's page (server-rendered, session login): filters, reasons, CSV link."""
+    from django.test import Client
+
+    tenants = activity
+    browser = Client()
+    browser.force_login(tenants["a"]["gestor"])
+    page = browser.get("/dashboard/access/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Relatório de acessos" in html
+    assert "Acidente na via" in html and "Pedido do MP" in html and "BO 9" in html
+    assert "Ronda" not in html  # prefeitura B's access
+    assert "assistiu ao vivo" in html
+    filtered = browser.get("/dashboard/access/", {"user": tenants["a"]["gestor"].username})
+    assert "Acidente na via" not in filtered.content.decode()
+    assert "Página 1 de 1 (1 acessos)" in filtered.content.decode()
+    csv_url = re.search(r'href="([^"]+)" id="access-csv"', html)
+    assert csv_url and csv_url.group(1)
+    download = browser.get(csv_url.group(1).replace("&amp;", "&"))
+    assert download.status_code == 200 and download["Content-Type"].startswith("text/csv")
+    assert "Pedido do MP" in b"".join(download.streaming_content).decode()
+    operador = Client()
+    operador.force_login(tenants["a"]["operador"])
+    assert operador.get("/dashboard/access/").status_code == 403
+    assert "/dashboard/access/" not in operador.get("/dashboard/").content.decode()

@@ -163,6 +163,19 @@ def test_watchlist_plate_validated_and_normalized(tenants):
     assert WatchlistEntry.objects.count() == 1
 
 
+def test_watchlist_prefeitura_filter_does_not_disclose_other_prefeituras(tenants):
+    mine = WatchlistEntry.objects.create(
+        prefeitura=tenants["a"]["prefeitura"], plate="ABC1D23", reason="x"
+    )
+    client = client_for(tenants["a"]["operador"])
+    own = client.get("/api/lpr/watchlist/", {"prefeitura": tenants["a"]["prefeitura"].pk})
+    assert [row["id"] for row in own.json()["results"]] == [mine.pk]
+    other = client.get("/api/lpr/watchlist/", {"prefeitura": tenants["b"]["prefeitura"].pk})
+    missing = client.get("/api/lpr/watchlist/", {"prefeitura": 999999})
+    assert other.status_code == missing.status_code == 400
+    assert other.json() == missing.json()
+
+
 def test_watchlist_changes_are_audited(tenants):
     client = client_for(tenants["a"]["gestor"])
     entry_id = client.post(

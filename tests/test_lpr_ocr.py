@@ -45,6 +45,14 @@ def test_reads_synthetic_plates_exactly(reader, plate, degraded):
     assert voted == plate, seen
 
 
+def test_onnxruntime_threads_do_not_spin(reader):
+    frame = next(synthetic.pass_frames("ABC1D23", frames=2, seed=1))
+    reader.read(bgr(frame.image))  # the sessions are made on first use
+    for part in (reader.engine.text_det, reader.engine.text_rec):
+        options = part.session.session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
 def test_street_text_is_never_read_as_a_plate(reader):
     for seed in range(4):
         for frame in synthetic.distractor_frames(frames=1, seed=seed):

@@ -119,7 +119,7 @@ def test_timeline_merges_segments_into_spans_in_one_query(tenants, recorded, rec
     with CaptureQueriesContext(connection) as captured:
         response = client.get(url, {"start": iso(start), "end": iso(end)})
     assert response.status_code == 200, response.content
-    assert len(captured) == 2  # the camera, then the spans
+    assert len(captured) == 3  # the camera, the spans, the evidence locks
     spans = [(utc(s["start"]), utc(s["end"])) for s in response.json()["spans"]]
     first_run = len(recording.first_run)
     assert spans == [

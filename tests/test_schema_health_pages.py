@@ -143,4 +143,9 @@ def test_gestor_admin_sees_only_its_prefeitura(client, tenants):
     assert tenants["b"]["camera"].name not in text
     other = client.get(f"/admin/cidades/camera/{tenants['b']['camera'].pk}/change/")
     assert other.status_code == 302  # Django admin redirects a missing object to the list
-    assert client.get("/admin/admin_ctx/user/").status_code == 403
+    users = client.get("/admin/admin_ctx/user/")  # a gestor manages its own users
+    assert users.status_code == 200
+    page = users.content.decode()
+    assert tenants["a"]["operador"].username in page
+    assert tenants["b"]["operador"].username not in page
+    assert tenants["b"]["gestor"].username not in page

@@ -294,6 +294,7 @@
   /* ------------------------------------------------------------ timeline */
   const bar = $("#timeline");
   const spansLayer = bar.querySelector(".tl-spans");
+  const locksLayer = bar.querySelector(".tl-locks");
   const cursorMark = bar.querySelector(".tl-cursor");
   const playheadMark = bar.querySelector(".tl-playhead");
   const selectionMark = bar.querySelector(".tl-selection");
@@ -352,6 +353,9 @@
         if (token !== this.loadToken) return;
         this.spans = [];
         for (const span of data.spans || []) this.merge(Date.parse(span.start), Date.parse(span.end));
+        this.locks = (data.locks || []).map((lock) => ({
+          start: Date.parse(lock.start), end: Date.parse(lock.end), reason: lock.reason,
+        }));
         if (!today && !keepView && this.spans.length) this.cursor = this.spans[0][0];
         if (!today && !keepView) this.center(this.cursor);
       } catch (error) {
@@ -395,6 +399,19 @@
         fragment.append(element);
       }
       spansLayer.replaceChildren(fragment);
+      const locks = document.createDocumentFragment();
+      for (const lock of this.locks || []) {  // evidence locks: kept from retention
+        if (lock.end <= this.winStart || lock.start >= this.winEnd) continue;
+        const left = this.percent(Math.max(lock.start, this.winStart));
+        const right = this.percent(Math.min(lock.end, this.winEnd));
+        const element = document.createElement("div");
+        element.className = "tl-lock";
+        element.style.left = `${left}%`;
+        element.style.width = `${right - left}%`;
+        element.title = t("Evidence lock: %(reason)s", { reason: lock.reason });
+        locks.append(element);
+      }
+      locksLayer.replaceChildren(locks);
       const now = Date.now();
       futureMark.hidden = now >= this.winEnd;
       futureMark.style.left = `${Math.max(0, this.percent(now))}%`;

@@ -72,9 +72,11 @@ class Proc:
 
 @pytest.fixture
 def private_pg():
-    server = PrivatePostgres().init()
-    yield server
-    server.destroy()
+    server = PrivatePostgres()
+    try:
+        yield server.init()
+    finally:
+        server.destroy()
 
 
 @pytest.fixture
