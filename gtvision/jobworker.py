@@ -134,7 +134,6 @@ class JobWorker:
 
     async def _retry_stalled_jobs(self, app) -> None:
         """Queue again the jobs of workers whose heartbeat stopped (died, lost the database)."""
-        return
         await app.job_manager.prune_stalled_workers(STALLED_S)
         for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_S):
             logger.warning(

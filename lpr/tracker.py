@@ -72,6 +72,11 @@ class PlateTracker:
         self._open: list[_Pass] = []
         self._last_read: dict[str, float] = {}  # plate key -> when it was last read
 
+    @property
+    def busy(self) -> bool:
+        """Whether a pass is open (its vehicle may still be in the picture)."""
+        return bool(self._open)
+
     def feed(self, now: float, found: list[tuple[Candidate, bytes]]) -> list[PassRead]:
         """Add one frame's candidates (each with its JPEG crop) taken at ``now``; returns
         the passes that closed."""

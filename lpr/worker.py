@@ -31,6 +31,7 @@ from django.db import close_old_connections
 
 from gtvision.env import env_float, env_int
 from lpr import ocr, services
+from lpr.motion import DEFAULT_THRESHOLD, MotionGate
 from lpr.tracker import PlateTracker
 from streaming import ffmpeg
 from streaming.process import _death_signal_setup, _prctl, marked_env, sweep_orphans
@@ -56,6 +57,7 @@ class Config:
     max_pass_s: float = 3.0
     reconcile_s: float = 2.0
     threads: int = 0
+    motion_threshold: float = DEFAULT_THRESHOLD
 
     @classmethod
     def from_env(cls) -> Config:
@@ -65,6 +67,7 @@ class Config:
             stall_s=env_float("LPR_STALL_S", cls.stall_s),
             cooldown_s=env_float("LPR_COOLDOWN_S", cls.cooldown_s),
             threads=env_int("LPR_OCR_THREADS", cls.threads),
+            motion_threshold=env_float("LPR_MOTION_THRESHOLD", cls.motion_threshold),
         )
 
 
@@ -263,6 +266,7 @@ class LprWorker:
         self.reader = reader
         self.feeds: dict[int, CameraFeed] = {}
         self.trackers: dict[int, PlateTracker] = {}
+        self.gates: dict[int, MotionGate] = {}
         self.run_dir = Path(settings.MEDIA_RUN_DIR) / "lpr"
         self.stopping = threading.Event()
 
@@ -273,6 +277,7 @@ class LprWorker:
             if wanted.get(camera_id) != self.feeds[camera_id].source_url:
                 self.feeds.pop(camera_id).stop()
                 self.trackers.pop(camera_id, None)
+                self.gates.pop(camera_id, None)
                 logger.info("lpr camera %s: stopped", camera_id)
         if wanted and self.reader is None:  # loaded once, when a camera needs it
             self.reader = ocr.PlateReader(
@@ -286,14 +291,19 @@ class LprWorker:
                     max_pass_s=self.config.max_pass_s,
                     cooldown_s=self.config.cooldown_s,
                 )
+                self.gates[camera_id] = MotionGate(self.config.motion_threshold)
                 logger.info("lpr camera %s: reading", camera_id)
 
     def analyse(self, camera_id: int, taken_at: float, data: bytes) -> None:
         frame = ocr.decode_jpeg(data)
         if frame is None:
             return
+        tracker = self.trackers[camera_id]
+        # A still picture is not read, unless a pass is open (its car may have stopped).
+        if not self.gates[camera_id].moved(frame) and not tracker.busy:
+            return
         found = [(c, ocr.crop_jpeg(frame, c.bbox)) for c in self.reader.read(frame)]
-        for read in self.trackers[camera_id].feed(taken_at, found):
+        for read in tracker.feed(taken_at, found):
             self._emit(camera_id, read)
 
     def _emit(self, camera_id: int, read) -> None:

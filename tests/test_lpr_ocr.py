@@ -99,3 +99,20 @@ def test_ocr_writes_nothing_under_home_and_needs_no_network(tmp_path):
     assert result.stdout.strip() == "['ABC1D23']"
     assert list(home.rglob("*")) == []  # not even ~/.cache/Microsoft
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]
+
+
+def test_motion_gate_skips_a_still_picture_and_not_a_passing_car():
+    from lpr.motion import MotionGate
+
+    street = [bgr(f.image) for f in synthetic.distractor_frames(frames=2, seed=3)]
+    cars = [bgr(f.image) for f in synthetic.pass_frames("ABC1D23", frames=4, seed=3)]
+    gate = MotionGate()
+    assert gate.moved(street[0])  # the first frame is always read
+    assert not gate.moved(street[1])
+    assert gate.moved(cars[0]) and gate.moved(cars[1]) and gate.moved(cars[2])
+    noisy = np.clip(
+        cars[2].astype(int) + np.random.default_rng(1).integers(-3, 4, cars[2].shape), 0, 255
+    )
+    assert not gate.moved(noisy.astype(np.uint8))  # sensor/compression noise is not motion
+    always = MotionGate(threshold=0)
+    assert always.moved(street[0]) and always.moved(street[0])

@@ -168,7 +168,9 @@ def test_tracker_one_read_per_pass_and_cooldown():
     assert tracker.feed(0.0, [_cand("ABC1D23", 0.8)]) == []
     assert tracker.feed(0.5, [_cand("ABC1D28", 0.5)]) == []
     assert tracker.feed(1.0, [_cand("ABC1D23", 0.95)]) == []
+    assert tracker.busy
     reads = tracker.feed(2.1, [])
+    assert not tracker.busy
     assert [(r.plate, r.frames, r.first_seen) for r in reads] == [("ABC1D23", 3, 0.0)]
     assert reads[0].crop == b"ABC1D23"  # the best agreeing frame's crop
     # The same car again within the cooldown: suppressed.

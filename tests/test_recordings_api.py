@@ -133,7 +133,7 @@ def test_timeline_merges_segments_into_spans_in_one_query(tenants, recorded, rec
         (middle, middle + seconds(1))
     ]
     empty = client.get(url, {"start": iso(end), "end": iso(end + timedelta(hours=1))})
-    assert empty.json() == {"spans": []}
+    assert empty.json() == {"spans": [], "locks": []}
     assert client.get(url, {"start": iso(start)}).status_code == 400
 
 
