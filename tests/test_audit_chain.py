@@ -193,3 +193,38 @@ def test_concurrent_writers_keep_one_chain():
     assert seqs == list(range(1, threads * per_thread + 1))
     ok, output = verify()
     assert ok, output
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(180)
+def test_concurrent_processes_keep_one_chain(tenants):
+    """Separate processes (like several web workers) append to one prefeitura's chain."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.test_recordings_clips import database_url
+
+    prefeitura = tenants["a"]["prefeitura"]
+    before = AuditEntry.objects.filter(chain=prefeitura.pk).count()
+    script = (
+        "from admin_ctx import audit\n"
+        "for k in range(20):\n"
+        f"    audit.record('camera.update', prefeitura_id={prefeitura.pk}, details={{'k': k}})\n"
+    )
+    env = {**os.environ, "DATABASE_URL": database_url()}
+    root = Path(__file__).resolve().parent.parent
+    argv = [sys.executable, "manage.py", "shell", "-c", script]
+    writers = [
+        subprocess.Popen(argv, cwd=root, env=env, stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    for writer in writers:
+        assert writer.wait(timeout=120) == 0, writer.stderr.read()
+    seqs = list(
+        AuditEntry.objects.filter(chain=prefeitura.pk).order_by("seq").values_list("seq", flat=True)
+    )
+    assert seqs == list(range(1, before + 80 + 1))
+    ok, output = verify()
+    assert ok, output
