@@ -169,6 +169,9 @@ else:
         DATABASES["default"].update(embedded_db.ensure_running(DATA_DIR))
 if env_str("GTV_DATABASE_NAME"):  # e.g. a test database, for processes started by tests
     DATABASES["default"]["NAME"] = env_str("GTV_DATABASE_NAME")
+# django-prometheus's PostgreSQL backend: Django's own (pool included) plus the django_db_*
+# metrics on /metrics (docs/observability.md).
+DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.postgresql"
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 5)
 DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME") or None}

@@ -7,8 +7,6 @@ JS_MESSAGES = [
     gettext_noop("Reason: %(reason)s"),
     gettext_noop("See plate reads"),
     gettext_noop("Dismiss"),
-    gettext_noop("Mercosul"),
-    gettext_noop("old"),
     gettext_noop("Playback"),
     gettext_noop("No reads yet."),
     gettext_noop("No reads match the search."),

@@ -26,6 +26,7 @@ SECTIONS = [
     "5. Stream start",
     "6. HTTP load",
     "7. WebSocket churn",
+    "8. Licence-plate reading (LPR)",
 ]
 
 pytestmark = [pytest.mark.camera, pytest.mark.timeout(420)]

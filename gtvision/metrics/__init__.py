@@ -12,6 +12,10 @@ Two kinds:
   before they start), they are shared through it and ``/metrics`` sums them
   (``prometheus_client`` multiprocess mode); unset, ``/metrics`` shows the web process's own.
 
+Database-side: the ``django_db_*`` metrics of django-prometheus's PostgreSQL backend (the
+``ENGINE`` of both database aliases) are process-local metrics like the above; the pools' own
+statistics (``gtvision_db_pool_*``) are read at scrape time (``pool.PoolCollector``).
+
 Labels are ids and fixed words only: never a tenant's name, a URL or a credential.
 """
 
@@ -47,6 +51,7 @@ from gtvision.metrics.collector import (  # noqa: F401 - the package API
     storage_usage,
 )
 from gtvision.metrics.health import check_disk, check_recording_lag  # noqa: F401
+from gtvision.metrics.pool import POOL_COLLECTOR
 
 # -- process-local metrics (multiprocess mode when PROMETHEUS_MULTIPROC_DIR is set) -------
 
@@ -148,6 +153,7 @@ def exposition() -> bytes:
     else:
         registry.register(_ProcessCollector())
     registry.register(DATABASE_COLLECTOR)
+    registry.register(POOL_COLLECTOR)
     return generate_latest(registry)
 
 
