@@ -74,6 +74,7 @@ JS_MESSAGES = [
     gettext_noop("No events yet."),
     gettext_noop("Live events disconnected; reconnecting…"),
     gettext_noop("Empty slot"),
+    gettext_noop("Saving…"),
     gettext_noop("Mosaic saved."),
     gettext_noop("The mosaic could not be saved."),
     gettext_noop("Camera for slot %(n)s"),

@@ -83,6 +83,7 @@ def check_job_worker() -> dict:
 
 @never_cache
 def health(request: HttpRequest) -> JsonResponse:
+    from lpr.health import check_lpr_worker
     from streaming.engine import engine_health
 
     checks = {"database": check_database(), "media_engine": engine_health()}
@@ -90,6 +91,9 @@ def health(request: HttpRequest) -> JsonResponse:
         checks["media_supervisor"] = check_supervisor()
         checks["job_worker"] = check_job_worker()
         checks["recording_lag"] = check_recording_lag()
+        lpr_worker = check_lpr_worker()
+        if lpr_worker is not None:  # only while a camera is read by LPR
+            checks["lpr_worker"] = lpr_worker
     checks["disk"] = check_disk()
     healthy = all(check["ok"] for check in checks.values())
     return JsonResponse(

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -31,9 +32,11 @@ from django.db import close_old_connections
 
 from gtvision.env import env_float, env_int
 from lpr import ocr, services
+from lpr.health import HEARTBEAT_KIND, heartbeat_interval_s
 from lpr.motion import DEFAULT_THRESHOLD, MotionGate
 from lpr.tracker import PlateTracker
 from streaming import ffmpeg
+from streaming.services import heartbeat
 from streaming.process import _death_signal_setup, _prctl, marked_env, sweep_orphans
 from streaming.sourcefiles import SourceFile, source_files_dir, sweep_source_files
 
@@ -269,6 +272,27 @@ class LprWorker:
         self.gates: dict[int, MotionGate] = {}
         self.run_dir = Path(settings.MEDIA_RUN_DIR) / "lpr"
         self.stopping = threading.Event()
+        self.name = f"lpr-worker@{socket.gethostname()}"
+        self.next_beat = 0.0
+
+    def beat(self) -> None:
+        """The heartbeat ``/health`` checks, at most every ``LPR_HEARTBEAT_S``."""
+        now = time.monotonic()
+        if now < self.next_beat:
+            return
+        self.next_beat = now + heartbeat_interval_s()
+        receiving = sum(
+            1 for f in self.feeds.values() if now - f.last_frame_at <= self.config.stall_s
+        )
+        try:
+            heartbeat(
+                self.name,
+                kind=HEARTBEAT_KIND,
+                details={"cameras": len(self.feeds), "receiving": receiving},
+            )
+        except Exception:  # the database is away: the next beat tries again
+            logger.warning("lpr: could not write the heartbeat")
+            close_old_connections()
 
     def reconcile(self) -> None:
         close_old_connections()
@@ -347,6 +371,7 @@ class LprWorker:
                         logger.exception("lpr: could not list the cameras")
                         close_old_connections()
                     next_reconcile = time.monotonic() + self.config.reconcile_s
+                self.beat()
                 if not self.step():
                     self.stopping.wait(0.05)
         finally:

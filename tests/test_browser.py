@@ -490,11 +490,30 @@ def test_mosaic_shows_four_players_and_keeps_the_choice(stack, browsing):
     # slot 2 shows camera 4; slot 3 is emptied; the choice is saved for the next visit
     page.get_by_label("Câmera do quadro 2").select_option(str(cameras[3].pk))
     expect(page.locator("#mosaic-status")).to_have_text("Mosaico salvo.")
+    # The save of slot 3 is held back until the size has changed too: the saves must still land
+    # in order (the 3x3 choice last) and "saved" must wait for the latest one.
+    held = []
+
+    def hold_first_save(route):
+        if route.request.method == "PUT" and not held:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/dashboard/api/mosaic/", hold_first_save)
     page.get_by_label("Câmera do quadro 3").select_option("")
     expect(mosaic.locator('.slot[data-slot="2"] .tile-overlay')).to_have_text("Quadro vazio")
     page.locator("#mosaic-size label", has_text="3×3").click()
     expect(mosaic.locator(".slot")).to_have_count(9)
+    expect(page.locator("#mosaic-status")).not_to_have_text("Mosaico salvo.")
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the save of slot 3 was never sent"
+    held[0].continue_()
     expect(page.locator("#mosaic-status")).to_have_text("Mosaico salvo.")
+    page.unroute("**/dashboard/api/mosaic/")
     page.reload()
     expect(mosaic).to_have_attribute("data-size", "3")
     expect(mosaic.locator(".slot")).to_have_count(9)

@@ -64,8 +64,9 @@ class Observation:
     latency_ms: float | None = None
 
 
-def desired_jobs(*, recording: bool = False) -> dict[int, Job]:
-    """Cameras with an active stream (and, with ``recording``, cameras to record)."""
+def desired_jobs(*, recording: bool = False, lpr: bool = False) -> dict[int, Job]:
+    """Cameras with an active stream (and, with ``recording``, cameras to record; with ``lpr``,
+    cameras the LPR worker reads, which then read the engine's restream)."""
     jobs: dict[int, Job] = {}
     streams = Stream.objects.filter(status__in=Stream.ACTIVE, camera__enabled=True)
     for stream in streams.select_related("camera"):
@@ -74,4 +75,7 @@ def desired_jobs(*, recording: bool = False) -> dict[int, Job]:
         for camera in Camera.objects.filter(enabled=True, recording_enabled=True):
             current = jobs.get(camera.pk)
             jobs[camera.pk] = Job(camera, current.stream_id if current else None, record=True)
+    if lpr:
+        for camera in Camera.objects.filter(enabled=True, lpr_enabled=True):
+            jobs.setdefault(camera.pk, Job(camera, None, record=False))
     return jobs

@@ -72,7 +72,9 @@ class Supervisor:
         if not self._acquire_lock():
             services.heartbeat(self.name, kind="media-supervisor-standby", engine=self.runner.name)
             return
-        jobs = desired_jobs(recording=self.recorder is not None)
+        jobs = desired_jobs(
+            recording=self.recorder is not None, lpr=getattr(self.runner, "serves_lpr", False)
+        )
         self.observed = self.runner.reconcile(jobs)
         if self.recorder is not None:
             self._index_recordings(jobs)

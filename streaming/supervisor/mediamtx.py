@@ -28,6 +28,8 @@ class MediaMTXRunner:
     so the camera itself is pulled once, by MediaMTX."""
 
     name = "mediamtx"
+    # The LPR worker reads the restream: LPR cameras need a path even when nobody watches them.
+    serves_lpr = True
 
     def __init__(self, recorder=None) -> None:
         self.recorder = recorder
