@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('cidades', '0002_remask_source_urls'),
+        ("cidades", "0002_remask_source_urls"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='camera',
-            name='lpr_enabled',
-            field=models.BooleanField(default=False, verbose_name='plate reading (LPR) enabled'),
+            model_name="camera",
+            name="lpr_enabled",
+            field=models.BooleanField(default=False, verbose_name="plate reading (LPR) enabled"),
         ),
     ]
