@@ -2,9 +2,10 @@
 
 The project's own synthetic set (``lpr.synthetic``): for each plate (half Mercosul, half old,
 random) a car crosses a 1280x720 street picture with signs, phone numbers and shop names in
-``--lpr-pass-seconds`` (then as long again of street only); the degraded set adds blur, low
-contrast and noise. Accuracy: every frame at the worker's rate (``LPR_FPS``, 3/s) goes
-through the worker's path (``lpr.ocr.PlateReader``, then ``lpr.tracker.PlateTracker``:
+``--lpr-pass-seconds`` (then as long again of the same street without the car); the
+degraded set adds blur, low contrast and noise (to the car's frames). Accuracy: every frame
+at the worker's rate (``LPR_FPS``, 3/s) goes through the worker's path (``lpr.analyser``:
+motion gate, ``lpr.ocr.PlateReader``, the plate's region followed, ``lpr.tracker.PlateTracker``:
 voting per pass, cooldown, one read per pass); exact = passes whose read is the plate exactly
 / passes. Invented plates: reads that are no plate of the set, on both sets and on
 ``--lpr-distractor-seconds`` of street text only. Latency: the clear set again in real time,
@@ -62,7 +63,8 @@ def _frames(plate_list, pass_s: float, degraded: bool, seed: int):
             plate, frames=n_pass, seed=seed + index, degraded=degraded
         ):
             yield cv2.cvtColor(np.asarray(frame.image), cv2.COLOR_RGB2BGR), plate, index
-        for frame in synthetic.distractor_frames(frames=n_pass, seed=seed + 500 + index):
+        # the same street once the car has gone (a fixed camera), undegraded
+        for frame in synthetic.distractor_frames(frames=n_pass, seed=seed + index):
             yield cv2.cvtColor(np.asarray(frame.image), cv2.COLOR_RGB2BGR), None, None
 
 

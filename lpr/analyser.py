@@ -12,8 +12,9 @@ The whole frame is still read
 - when nothing is followed (the first frame of a pass, a new car),
 - on the next frame that moves after the region showed no plate (the car left, or was lost:
   following stops; a car still moving in the picture is read whole on the next frame),
-- at least every ``full_every_s`` while a plate is followed (a second car entering the
-  picture is not missed for longer than that).
+- at least every ``full_every_s`` while a plate is followed *and something moves outside
+  the followed car* (``car_zone``; ``MotionGate.moved_outside``): a second car entering the
+  picture is not missed for longer than that, while a lone car costs one whole-frame read.
 
 A still picture is not read at all unless a pass is open (``lpr.motion``).
 """
@@ -30,6 +31,25 @@ FOLLOW_S = 1.2  # a plate not seen for this long is no longer followed
 FULL_EVERY_S = 1.0
 MARGIN_X = 0.5  # of the plate box's width, each side, plus half the last displacement
 MARGIN_Y = 1.2  # of its height, each side (the band above, the car's bounce)
+CAR_WIDTHS, CAR_ABOVE = 1.5, 2.5  # a car around its plate, in plate widths
+
+
+def car_zone(
+    box: tuple[int, int, int, int],
+    previous: tuple[int, int, int, int] | None,
+    frame_shape: tuple[int, ...],
+) -> Region:
+    """Where the followed plate's car moves: ``CAR_WIDTHS`` plate widths each side (and its
+    displacement), ``CAR_ABOVE`` plate widths above the plate, to the bottom of the frame."""
+    x, y, w, h = box
+    dx, dy = (x - previous[0], y - previous[1]) if previous is not None else (0, 0)
+    height, width = frame_shape[:2]
+    return (
+        max(0, round(x - CAR_WIDTHS * w - abs(dx))),
+        max(0, round(y - CAR_ABOVE * w - abs(dy))),
+        min(width, round(x + w + CAR_WIDTHS * w + abs(dx))),
+        height,
+    )
 
 
 def region_around(
@@ -90,7 +110,12 @@ class FrameAnalyser:
 
     def _read(self, taken_at: float, frame: np.ndarray) -> list[Candidate]:
         following = self.box is not None and taken_at - self.seen_at <= self.follow_s
-        if following and taken_at - self.full_at < self.full_every_s:
+        refresh = following and taken_at - self.full_at >= self.full_every_s
+        if refresh and not self.gate.moved_outside(
+            car_zone(self.box, self.previous, frame.shape), frame.shape
+        ):
+            refresh = False  # nothing but the followed car moves: no second car to look for
+        if following and not refresh:
             region = region_around(self.box, self.previous, frame.shape)
             candidates = self.reader.read(frame, region)
             self.last_mode = "region"

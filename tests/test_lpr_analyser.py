@@ -64,21 +64,21 @@ def test_a_pass_is_followed_by_its_region_and_read_exactly(reader, plate, degrad
         assert (x1 - x0) * (y1 - y0) < width * height / 5  # a small part of the picture
 
 
-def test_the_whole_frame_is_read_again_periodically_and_after_the_plate_is_gone(reader):
+def test_a_lone_car_needs_one_whole_frame_and_the_next_car_is_read_whole(reader):
     plate = "QRS4J07"
     frames = [bgr(f.image) for f in synthetic.pass_frames(plate, frames=6, seed=3)]
     frames += [bgr(f.image) for f in synthetic.distractor_frames(frames=3, seed=4)]
-    analyser = FrameAnalyser(reader, PlateTracker(), MotionGate(0), full_every_s=1.0)
+    frames += [bgr(f.image) for f in synthetic.pass_frames("ABC1234", frames=3, seed=8)]
+    counting = CountingReader(reader)
+    # every frame analysed (threshold 0); the whole frame due every second
+    analyser = FrameAnalyser(counting, PlateTracker(), MotionGate(0), full_every_s=1.0)
     reads, modes = play(analyser, frames)
-    assert reads == [plate]
-    # frames at 3/s: the whole frame at 0 s, a region at 1/3 and 2/3 s, the whole frame at 1 s
-    assert modes[:6] == ["full", "region", "region", "full", "region", "region"]
-
-    analyser = FrameAnalyser(reader, PlateTracker(), MotionGate(0), full_every_s=60)
-    reads, modes = play(analyser, frames)
-    assert reads == [plate]
-    # the car gone: the region shows nothing, following stops, the next frames are read whole
-    assert modes == ["full"] + ["region"] * 6 + ["full", "full"]
+    assert reads == [plate, "ABC1234"]
+    # nothing but the followed car moves: no periodic whole frame (its 2nd second included)
+    assert modes[:6] == ["full"] + ["region"] * 5
+    # another street (the whole picture changed): read whole; no plate, nothing followed
+    assert modes[6:9] == ["full"] * 3
+    assert modes[9] == "full" and modes[10:] == ["region", "region"]
 
 
 def test_a_second_car_entering_is_found_by_the_periodic_whole_frame(reader):
@@ -94,7 +94,8 @@ def test_a_second_car_entering_is_found_by_the_periodic_whole_frame(reader):
         frames.append(merged)
     analyser = FrameAnalyser(reader, PlateTracker(), MotionGate(0), full_every_s=1.0)
     reads, modes = play(analyser, frames)
-    assert "full" in modes[1:]
+    assert modes[0] == "full" and "region" in modes
+    assert modes[3] == "full"  # 1 s later, B moves outside A's car: the whole frame again
     assert sorted(reads) == ["BRA2E19", "GHI4567"]
 
 
@@ -107,3 +108,19 @@ def test_region_around_follows_the_displacement_and_stays_in_the_frame():
     assert y0 < 500 - 40 and y1 > 540  # room for the band above
     assert region_around((1200, 700, 200, 40), None, shape)[2:] == (1280, 720)
     assert region_around((0, 0, 200, 40), None, shape)[:2] == (0, 0)
+
+
+def test_motion_outside_the_followed_car_is_seen_and_the_car_itself_ignored():
+    still = np.full((720, 1280, 3), 90, np.uint8)
+    gate = MotionGate()
+    gate.moved(still)
+    car = still.copy()
+    car[400:700, 300:700] = 200  # the followed car moved
+    assert gate.moved(car)
+    assert not gate.moved_outside((250, 300, 750, 720), car.shape)
+    other = car.copy()
+    other[400:600, 1000:1200] = 10  # and another one, elsewhere
+    gate.moved(car)
+    gate.moved(other)
+    assert gate.moved_outside((250, 300, 750, 720), other.shape)
+    assert not gate.moved_outside((0, 0, 1280, 720), other.shape)

@@ -27,9 +27,9 @@ from tests.test_streaming_mediamtx import (  # noqa: F401 (fixtures)
 @pytest.mark.timeout(240)
 @transactional
 def test_an_lpr_only_camera_gets_a_path_and_loses_it_when_lpr_is_turned_off(
-    city,
-    standin,
-    start_supervisor,  # noqa: F811 (the fixtures imported above)
+    city,  # noqa: F811 (the fixtures imported above)
+    standin,  # noqa: F811
+    start_supervisor,  # noqa: F811
 ):
     lpr_camera = CameraFactory(
         prefeitura=city.prefeitura, source_url=SOURCE, recording_enabled=False, lpr_enabled=True
