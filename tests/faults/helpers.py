@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
+
+from testcamera import INSTALL_HINT, TestCamera
 
 ROOT = Path(__file__).resolve().parents[2]
 LONG = os.environ.get("GTV_FAULTS_LONG", "") not in ("", "0")
@@ -106,3 +109,26 @@ def ffmpeg_of(supervisor_pids: Iterable[int]) -> list[int]:
         if environ & wanted and state != "Z":
             found.append(int(name))
     return found
+
+
+@contextmanager
+def serving_camera(**options) -> Iterator[TestCamera]:
+    """The RTSP test camera with one mount, ``cam1``, stopped at the end."""
+    assert TestCamera.available(), INSTALL_HINT
+    server = TestCamera(mounts=("cam1",), **options)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def segment_rows(camera_id: int, *extra: str) -> list[tuple]:
+    """The camera's segment rows in time order: ``(start, end, location, *extra)``."""
+    from recordings.models import Segment
+
+    return list(
+        Segment.objects.filter(camera_id=camera_id)
+        .order_by("start")
+        .values_list("start", "end", "location", *extra)
+    )

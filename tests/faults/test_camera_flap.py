@@ -21,7 +21,6 @@ import pytest
 from cidades.models import Camera
 from recordings.models import Segment
 from streaming.models import Stream
-from testcamera import INSTALL_HINT, TestCamera
 from tests.conftest import client_for
 from tests.factories import CameraFactory, UserFactory
 from tests.faults.helpers import (
@@ -32,6 +31,8 @@ from tests.faults.helpers import (
     row_files,
     rtsp_pulls,
     save_figures,
+    segment_rows,
+    serving_camera,
 )
 from tests.supervisor import SupervisorProcess, wait_for
 
@@ -47,19 +48,8 @@ pytestmark = [
 
 @pytest.fixture
 def camera_server():
-    assert TestCamera.available(), INSTALL_HINT
-    server = TestCamera(mounts=("cam1",), fps=15, keyint=15)
-    server.start()
-    yield server
-    server.stop()
-
-
-def rows(camera_id: int) -> list[tuple]:
-    return list(
-        Segment.objects.filter(camera_id=camera_id)
-        .order_by("start")
-        .values_list("start", "end", "location")
-    )
+    with serving_camera(fps=15, keyint=15) as server:
+        yield server
 
 
 def test_camera_flapping_under_a_recording(camera_server, settings):
@@ -86,7 +76,7 @@ def test_camera_flapping_under_a_recording(camera_server, settings):
             )
 
         wait_for(lambda: status() == ("RUNNING", "online"), timeout=45)
-        wait_for(lambda: len(rows(camera.pk)) >= 2, timeout=30)
+        wait_for(lambda: len(segment_rows(camera.pk)) >= 2, timeout=30)
         outages, detections, recoveries, resumes, gaps = [], [], [], [], []
         for flap in range(FLAPS):
             frozen = flap % 2 == 1
@@ -115,9 +105,9 @@ def test_camera_flapping_under_a_recording(camera_server, settings):
             resumes.append(time.time() - up)
 
         # the last segments are indexed; afterwards one pull of the camera, files = rows
-        wait_for(lambda: archived_files(camera.pk) == row_files(camera.pk, rows(camera.pk)))
+        wait_for(lambda: archived_files(camera.pk) == row_files(camera.pk, segment_rows(camera.pk)))
         wait_for(lambda: rtsp_pulls(camera_server.port) == 1, timeout=10)
-        timeline = rows(camera.pk)
+        timeline = segment_rows(camera.pk)
         assert not overlaps(timeline)
         gaps = holes(timeline, tolerance_s=1.0)
         unexplained, excess = [], []

@@ -25,7 +25,7 @@ from django.conf import settings
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from testcamera import INSTALL_HINT, TestCamera, free_port
+from testcamera import free_port
 from tests.faults.helpers import (
     ROOT,
     archived_files,
@@ -34,6 +34,7 @@ from tests.faults.helpers import (
     pick,
     row_files,
     save_figures,
+    serving_camera,
 )
 from tests.faults.pg import PrivatePostgres
 from tests.supervisor import SupervisorProcess, wait_for
@@ -81,11 +82,8 @@ def private_pg():
 
 @pytest.fixture
 def camera_server():
-    assert TestCamera.available(), INSTALL_HINT
-    server = TestCamera(mounts=("cam1",))
-    server.start()
-    yield server
-    server.stop()
+    with serving_camera() as server:
+        yield server
 
 
 def system_env(database_url: str) -> dict[str, str]:

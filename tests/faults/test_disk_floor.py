@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 import pytest
 
 from recordings.models import Segment
-from testcamera import INSTALL_HINT, TestCamera
 from tests.factories import CameraFactory
 from tests.faults.helpers import (
     ROOT,
@@ -28,6 +27,8 @@ from tests.faults.helpers import (
     row_files,
     rtsp_pulls,
     save_figures,
+    segment_rows,
+    serving_camera,
 )
 from tests.supervisor import SupervisorProcess, process_env, wait_for
 
@@ -41,19 +42,8 @@ pytestmark = [
 
 @pytest.fixture
 def camera_server():
-    assert TestCamera.available(), INSTALL_HINT
-    server = TestCamera(mounts=("cam1",), fps=15, keyint=15, bitrate=2000)
-    server.start()
-    yield server
-    server.stop()
-
-
-def rows(camera_id: int) -> list[tuple]:
-    return list(
-        Segment.objects.filter(camera_id=camera_id)
-        .order_by("start")
-        .values_list("start", "end", "location", "size_bytes")
-    )
+    with serving_camera(fps=15, keyint=15, bitrate=2000) as server:
+        yield server
 
 
 def apply_retention(floor: int, keep_s: int = KEEP_S) -> str:
@@ -73,7 +63,7 @@ def apply_retention(floor: int, keep_s: int = KEEP_S) -> str:
 
 
 def settled(camera_id: int) -> bool:
-    timeline = [row[:3] for row in rows(camera_id)]
+    timeline = [row[:3] for row in segment_rows(camera_id, "size_bytes")]
     return archived_files(camera_id) == row_files(camera_id, timeline)
 
 
@@ -82,22 +72,27 @@ def test_oldest_footage_goes_first_and_recording_continues(camera_server, settin
     camera = CameraFactory(source_url=camera_server.url("cam1"), recording_enabled=True)
     supervisor = SupervisorProcess(RECORDING_SEGMENT_SECONDS="2").start()
     try:
-        wait_for(lambda: len(rows(camera.pk)) >= pick(10, 30), timeout=pick(90, 180))
+        wait_for(
+            lambda: len(segment_rows(camera.pk, "size_bytes")) >= pick(10, 30),
+            timeout=pick(90, 180),
+        )
         wait_for(lambda: settled(camera.pk))
-        before = rows(camera.pk)
+        before = segment_rows(camera.pk, "size_bytes")
         total = sum(row[3] for row in before)
 
         # 0. free disk above the floor: nothing is deleted
         free = shutil.disk_usage(settings.RECORDINGS_DIR).free
         apply_retention(max(0, free - 10**9))
-        assert {row[0] for row in before} <= {row[0] for row in rows(camera.pk)}
+        assert {row[0] for row in before} <= {
+            row[0] for row in segment_rows(camera.pk, "size_bytes")
+        }
 
         # 1. under the floor with the newer half of this footage inside the kept window: the
         # older half goes, oldest first, rows and files together
         middle = before[len(before) // 2][0]
         keep_s = int(time.time() - middle.timestamp())
         output = apply_retention(free + 10**15, keep_s=keep_s)
-        after = rows(camera.pk)
+        after = segment_rows(camera.pk, "size_bytes")
         deleted = [row for row in before if row[0] not in {r[0] for r in after}]
         assert deleted, output
         assert deleted == before[: len(deleted)]  # a prefix: the oldest first
@@ -109,7 +104,7 @@ def test_oldest_footage_goes_first_and_recording_continues(camera_server, settin
         # 2. a floor no deletion can meet (a full disk): all but the last KEEP_S go
         purged_at = time.time()
         output = apply_retention(free + 10**15)
-        after = rows(camera.pk)
+        after = segment_rows(camera.pk, "size_bytes")
         kept_from = min(row[0] for row in after)
         assert kept_from.timestamp() >= purged_at - KEEP_S - 3, (kept_from, purged_at)
         assert "add disk or lower RETENTION_DISK_FLOOR_BYTES" in output
@@ -125,7 +120,7 @@ def test_oldest_footage_goes_first_and_recording_continues(camera_server, settin
         )
         assert supervisor.process.poll() is None
         assert rtsp_pulls(camera_server.port) == 1
-        assert not overlaps([row[:3] for row in rows(camera.pk)])
+        assert not overlaps([row[:3] for row in segment_rows(camera.pk, "size_bytes")])
         wait_for(lambda: settled(camera.pk))
         save_figures(
             "disk_floor",

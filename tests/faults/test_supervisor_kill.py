@@ -11,8 +11,6 @@ import time
 
 import pytest
 
-from recordings.models import Segment
-from testcamera import INSTALL_HINT, TestCamera
 from tests.factories import CameraFactory
 from tests.faults.helpers import (
     archived_files,
@@ -23,6 +21,8 @@ from tests.faults.helpers import (
     row_files,
     rtsp_pulls,
     save_figures,
+    segment_rows,
+    serving_camera,
 )
 from tests.supervisor import SupervisorProcess, wait_for
 
@@ -36,19 +36,8 @@ pytestmark = [
 
 @pytest.fixture
 def camera_server():
-    assert TestCamera.available(), INSTALL_HINT
-    server = TestCamera(mounts=("cam1",), fps=15, keyint=15)
-    server.start()
-    yield server
-    server.stop()
-
-
-def rows(camera_id: int) -> list[tuple]:
-    return list(
-        Segment.objects.filter(camera_id=camera_id)
-        .order_by("start")
-        .values_list("start", "end", "location")
-    )
+    with serving_camera(fps=15, keyint=15) as server:
+        yield server
 
 
 def test_supervisor_killed_mid_recording(camera_server, settings):
@@ -58,10 +47,10 @@ def test_supervisor_killed_mid_recording(camera_server, settings):
     pids = [supervisors[0].process.pid]
     kills = []
     try:
-        wait_for(lambda: len(rows(camera.pk)) >= 3, timeout=60)
+        wait_for(lambda: len(segment_rows(camera.pk)) >= 3, timeout=60)
         for _ in range(KILLS):
             time.sleep(3.3)  # mid-segment: FFmpeg has a file open
-            finished = set(rows(camera.pk))
+            finished = set(segment_rows(camera.pk))
             assert len(ffmpeg_of(pids)) == 1 and rtsp_pulls(camera_server.port) == 1
             supervisors[-1].kill9()
             killed_at = time.time()
@@ -73,7 +62,7 @@ def test_supervisor_killed_mid_recording(camera_server, settings):
             pids.append(supervisors[-1].process.pid)
 
             def recording_again(killed_at: float = killed_at) -> bool:
-                return any(start.timestamp() > killed_at for start, _, _ in rows(camera.pk))
+                return any(start.timestamp() > killed_at for start, _, _ in segment_rows(camera.pk))
 
             wait_for(recording_again, timeout=60)
             kills.append(
@@ -84,12 +73,12 @@ def test_supervisor_killed_mid_recording(camera_server, settings):
                 }
             )
             # every segment finished before the kill is still there, unchanged or completed
-            after = rows(camera.pk)
+            after = segment_rows(camera.pk)
             assert {row[0] for row in finished} <= {row[0] for row in after}
             assert len(ffmpeg_of(pids)) == 1
 
-        wait_for(lambda: archived_files(camera.pk) == row_files(camera.pk, rows(camera.pk)))
-        timeline = rows(camera.pk)
+        wait_for(lambda: archived_files(camera.pk) == row_files(camera.pk, segment_rows(camera.pk)))
+        timeline = segment_rows(camera.pk)
         starts = [row[0] for row in timeline]
         assert len(starts) == len(set(starts))  # no duplicate
         assert len(row_files(camera.pk, timeline)) == len(timeline)
