@@ -35,7 +35,9 @@ WARMUP = 500  # at twice the concurrency: the pools reach their working size
 SETTLE_S = 15.0
 
 
-def _load() -> dict:
+def database_load() -> dict:
+    """Locks and connections of the database's other sessions (and of the channel layer),
+    sessions by application, and the layer's group rows."""
     from django.db import connection
 
     from gtvision.channel_layer import APPLICATION_NAME
@@ -72,7 +74,7 @@ def _load() -> dict:
 def _settled(groups: int) -> dict:
     deadline = time.monotonic() + SETTLE_S
     while True:
-        now = _load()
+        now = database_load()
         if (now["locks"] <= 1 and now["groups"] == groups) or time.monotonic() > deadline:
             return now
         time.sleep(0.3)

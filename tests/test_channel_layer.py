@@ -12,7 +12,7 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 from websockets.asyncio.client import connect
 
-from bench.ws_churn import django_pool_bound
+from bench.ws_churn import database_load, django_pool_bound
 from cidades import services as camera_services
 from gtvision.channel_layer import ALIVE_LOCK_CLASS, APPLICATION_NAME
 from tests import ws_live
@@ -31,30 +31,6 @@ CHURN = 3000  # bench/ws_churn.py measures 20,000
 CHURN_CONCURRENCY = 20
 
 # -- churn ------------------------------------------------------------------------------------
-
-
-def _database_load() -> dict[str, int]:
-    """Locks and connections of the test database's other sessions, and group rows."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-            " WHERE a.datname = current_database() AND l.pid <> pg_backend_pid()"
-        )
-        locks = cursor.fetchone()[0]
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND pid <> pg_backend_pid()"
-        )
-        connections = cursor.fetchone()[0]
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND application_name = %s",
-            [APPLICATION_NAME],
-        )
-        layer = cursor.fetchone()[0]
-        cursor.execute("SELECT count(*) FROM channels_postgres_groupchannel")
-        groups = cursor.fetchone()[0]
-    return {"locks": locks, "connections": connections, "layer": layer, "groups": groups}
 
 
 async def _churn(url: str, count: int, concurrency: int) -> int:
@@ -76,7 +52,7 @@ async def _churn(url: str, count: int, concurrency: int) -> int:
 async def _settled(groups: int, locks: int | None = None) -> dict[str, int]:
     """The database load once in-flight work is done: ``groups`` group rows, and at most
     ``locks`` locks if given."""
-    load = sync_to_async(_database_load)
+    load = sync_to_async(database_load)
     deadline = time.monotonic() + 15
     while True:
         now = await load()
@@ -119,7 +95,7 @@ async def test_group_rows_of_a_killed_server_are_removed_and_live_ones_kept(web)
     prefeitura = await create(PrefeituraFactory)
     user = await create(UserFactory, prefeitura=prefeitura)
     camera = await create(CameraFactory, prefeitura=prefeitura)
-    count = sync_to_async(lambda: _database_load()["groups"])
+    count = sync_to_async(lambda: database_load()["groups"])
     assert await count() == 0
     with running_web(CHANNEL_LAYER_JANITOR_S="1") as doomed:
         orphans = [await opened(ws_url(doomed, "ws/events", user)) for _ in range(3)]

@@ -17,7 +17,7 @@ import secrets
 import threading
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import psycopg
 import pytest
@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import connection
 
 from admin_ctx.models import AuditEntry, Role
+from bench.load import HOUR, request_path
 from recordings.models import Segment
 from streaming.models import Stream
 from tests.factories import CameraFactory, PrefeituraFactory, UserFactory
@@ -41,7 +42,6 @@ CAMERAS = 8  # per prefeitura
 SEGMENT_S = 10
 SEGMENTS = 360  # per camera: one hour
 APP_NAME = "gtv-load-web"
-HOUR_START = datetime(2026, 1, 5, 13, 0, tzinfo=UTC)
 OUTAGE_S = 40  # long enough for psycopg's backoff to reach 32 s between attempts
 
 
@@ -55,15 +55,15 @@ def _dataset() -> list[dict]:
         Segment.objects.bulk_create(
             Segment(
                 camera=camera,
-                start=HOUR_START + timedelta(seconds=SEGMENT_S * k),
-                end=HOUR_START + timedelta(seconds=SEGMENT_S * (k + 1)),
+                start=HOUR + timedelta(seconds=SEGMENT_S * k),
+                end=HOUR + timedelta(seconds=SEGMENT_S * (k + 1)),
                 size_bytes=1_000_000,
             )
             for camera in cameras
             for k in range(SEGMENTS)
         )
         Stream.objects.bulk_create(
-            Stream(camera=camera, status=Stream.Status.STOPPED, stopped_at=HOUR_START)
+            Stream(camera=camera, status=Stream.Status.STOPPED, stopped_at=HOUR)
             for camera in cameras
             for _ in range(3)
         )
@@ -78,26 +78,6 @@ def _dataset() -> list[dict]:
             for k in range(200)
         )  # fmt: skip
     return users
-
-
-def _paths(user: dict, n: int) -> str:
-    """The ``n``-th request of a user: a dashboard/playback session's read mix."""
-    camera = user["cameras"][n % len(user["cameras"])]
-    start = HOUR_START + timedelta(minutes=n % 50)
-    window = f"start={start.isoformat()}&end={(start + timedelta(minutes=10)).isoformat()}"
-    mix = [
-        "/api/cameras/",
-        f"/api/cameras/{camera}/",
-        "/api/streams/",
-        f"/api/cameras/{camera}/timeline?{window}",
-        f"/api/recordings/search?camera_id={camera}&{window}",
-        "/api/auth/me/",
-        "/api/cameras/?page=1",
-        f"/api/cameras/{camera}/timeline?{window}",
-    ]
-    if user["gestor"]:
-        mix.append("/api/audit/")
-    return mix[n % len(mix)].replace("+00:00", "Z")
 
 
 class Load:
@@ -120,7 +100,7 @@ class Load:
         self.start_line.wait()  # every user is there before the first request
         try:
             while next(self.budget) < self.total:
-                path = _paths(user, n)
+                path = request_path(user, n)
                 n += 1
                 try:
                     response = session.get(self.url + path, timeout=120)
@@ -196,7 +176,7 @@ def test_100_concurrent_users_no_errors_and_bounded_connections():
             with requests.Session() as warm:  # one request of each kind, one user
                 warm.headers.update(users[0]["headers"])
                 for n in range(9):
-                    assert warm.get(url + _paths(users[0], n), timeout=60).status_code == 200
+                    assert warm.get(url + request_path(users[0], n), timeout=60).status_code == 200
             time.sleep(3)
             baseline = sampler.count()
             load = Load(url, users, REQUESTS)
@@ -325,12 +305,12 @@ def test_slow_downloads_do_not_hold_the_pools_connections(settings):
     big.parent.mkdir(parents=True, exist_ok=True)
     with big.open("wb") as handle:
         handle.truncate(256 * 1024 * 1024)  # more than any socket buffers hold
-    Segment.objects.create(camera=camera, start=HOUR_START, location=location,
-                           end=HOUR_START + timedelta(seconds=SEGMENT_S), size_bytes=1)  # fmt: skip
+    Segment.objects.create(camera=camera, start=HOUR, location=location,
+                           end=HOUR + timedelta(seconds=SEGMENT_S), size_bytes=1)  # fmt: skip
     env = {"DB_POOL_MAX_SIZE": str(SLOW_DOWNLOADS), "DB_POOL_TIMEOUT": "5"}
     with running_web(**env) as (url, web):
-        window = {"start": HOUR_START.isoformat(),
-                  "end": (HOUR_START + timedelta(seconds=SEGMENT_S)).isoformat()}  # fmt: skip
+        window = {"start": HOUR.isoformat(),
+                  "end": (HOUR + timedelta(seconds=SEGMENT_S)).isoformat()}  # fmt: skip
         playlist = requests.get(f"{url}/api/cameras/{camera.pk}/playback.m3u8", params=window,
                                 headers=bearer(operador), timeout=30)  # fmt: skip
         assert playlist.status_code == 200, playlist.text[:500]
