@@ -123,6 +123,7 @@ class Segment(models.Model):
 
     class Storage(models.IntegerChoices):
         LOCAL = 0, _("local disk")
+        S3 = 1, _("object storage (S3)")
 
     camera = models.ForeignKey(
         "cidades.Camera",
