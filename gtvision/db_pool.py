@@ -72,3 +72,19 @@ class ReleaseConnectionsMiddleware:
                 if not conn.in_atomic_block:
                     conn.close()
         return response
+
+
+def use_single_connection(alias: str = "default") -> None:
+    """Run this process on one plain connection instead of the pool.
+
+    For a single-threaded loop (the media supervisor): while the database is away, a pass
+    fails at once (connection refused, or within ``DB_CONNECT_TIMEOUT``) instead of waiting
+    up to ``DB_POOL_TIMEOUT`` for a pooled connection, so the loop goes on supervising its
+    FFmpeg processes meanwhile (one that exits is restarted, recording goes on). Call it
+    before the process's first query.
+    """
+    from django.db import connections
+
+    connection = connections[alias]
+    connection.close()
+    connection.settings_dict.setdefault("OPTIONS", {}).pop("pool", None)

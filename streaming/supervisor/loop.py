@@ -20,7 +20,7 @@ from django.utils import translation
 from gtvision.metrics import SUPERVISOR_TICK
 from streaming import services
 from streaming.models import Stream
-from streaming.supervisor.jobs import Observation, desired_jobs
+from streaming.supervisor.jobs import Job, Observation, desired_jobs
 
 logger = logging.getLogger(__name__)
 LOCK_KEY = 0x67747673  # "gtvs": one supervisor per database at a time
@@ -41,6 +41,7 @@ class Supervisor:
         self.last_sessions = 0.0
         self.recorded: dict[int, bool] = {}
         self.observed: dict[int, Observation] = {}
+        self.last_jobs: dict[int, Job] = {}  # supervised on through a database outage
         self.recorder_states: dict[int, tuple[str, str]] = {}  # as last written
         self.last_recorder_sweep = 0.0
         self.waker = Waker()
@@ -57,6 +58,7 @@ class Supervisor:
                     logger.warning("database unavailable: %s", str(exc).strip().splitlines()[0])
                     self.has_lock = False
                     connection.close()
+                    self._supervise_without_database()
                 except Exception:
                     # A bug or a bad row must not take every camera down: log, go on.
                     logger.exception("supervisor pass failed")
@@ -75,6 +77,7 @@ class Supervisor:
         jobs = desired_jobs(
             recording=self.recorder is not None, lpr=getattr(self.runner, "serves_lpr", False)
         )
+        self.last_jobs = jobs
         self.observed = self.runner.reconcile(jobs)
         if self.recorder is not None:
             self._index_recordings(jobs)
@@ -82,9 +85,9 @@ class Supervisor:
         for camera_id, observation in self.observed.items():
             job = jobs[camera_id]
             error = localized(observation.last_error)
-            if job.stream_id is not None:
-                self._guarded(camera_id, services.set_stream_status, job.stream_id,
-                              observation.status, error)  # fmt: skip
+            for stream_id, seen in observation.per_stream(job).items():  # main and sub
+                self._guarded(camera_id, services.set_stream_status, stream_id, seen.status,
+                              localized(seen.last_error))  # fmt: skip
             if job.record:
                 self._guarded(camera_id, self._set_recorder_status, camera_id,
                               observation.status, error)  # fmt: skip
@@ -102,16 +105,27 @@ class Supervisor:
         if now - self.last_metrics >= settings.SUPERVISOR_METRICS_INTERVAL_S:
             self.last_metrics = now
             for camera_id, observation in self.observed.items():
-                stream_id = jobs[camera_id].stream_id
-                if stream_id is not None and observation.status == Stream.Status.RUNNING:
-                    self._guarded(camera_id, services.record_metrics, stream_id,
-                                  _metrics(observation))  # fmt: skip
+                for stream_id, seen in observation.per_stream(jobs[camera_id]).items():
+                    if seen.status == Stream.Status.RUNNING:
+                        self._guarded(camera_id, services.record_metrics, stream_id,
+                                      _metrics(seen))  # fmt: skip
         services.heartbeat(
             self.name,
             kind="media-supervisor",
             engine=self.runner.name,
             details={"cameras": len(jobs), "pids": self.runner.pids()},
         )
+
+    def _supervise_without_database(self) -> None:
+        """The database is away: keep supervising the media of the last known jobs, so an
+        FFmpeg that exits meanwhile (a camera hiccup) is restarted and recording goes on;
+        segments are indexed and state written once the database is back."""
+        if not self.last_jobs:
+            return
+        try:
+            self.runner.reconcile(self.last_jobs)
+        except Exception:
+            logger.exception("supervising the media without the database failed")
 
     def _guarded(self, camera_id: int, write: Callable[..., object], *args) -> None:
         """``write(*args)`` for one camera; its failure is that camera's (the database going
@@ -164,6 +178,7 @@ class Supervisor:
             self.has_lock = bool(cursor.fetchone()[0])
         if not self.has_lock:
             logger.info("another media supervisor holds the lock; standing by")
+            self.last_jobs = {}
             self.runner.shutdown()
         return self.has_lock
 

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from cidades.models import Camera
+from gtvision.db_pool import use_single_connection
 from gtvision.metrics import SEGMENT_INDEX_LATENCY
 from recordings import indexer, services, storage
 from streaming.process import sweep_orphans
@@ -27,6 +28,7 @@ class Command(BaseCommand):
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
+        use_single_connection()  # a database outage must not stall the loop (db_pool)
         killed = sweep_orphans(MARKER)
         if killed:
             logger.warning("killed %d FFmpeg left by a previous supervisor", killed)
