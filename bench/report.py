@@ -118,11 +118,13 @@ def write(path: Path, args, machine: dict, sections: dict[str, Section], *, star
         "## Summary",
         "",
     ]
+    earlier = _earlier_report(path) if not args.smoke else None
     summary = []
     for key in ORDER:
         section = sections.get(key)
         if section is None:
-            summary.append([TITLES[key], "not run", "", "", "", "", ""])
+            kept = earlier.summary.get(TITLES[key]) if earlier else None
+            summary += kept or [[TITLES[key], "not run", "", "", "", "", ""]]
             continue
         if section.error:
             summary.append([TITLES[key], "FAILED (see below)", "", "", "", "", "ERROR"])
@@ -135,8 +137,10 @@ def write(path: Path, args, machine: dict, sections: dict[str, Section], *, star
         section = sections.get(key)
         lines += ["", f"## {TITLES[key]}", ""]
         if section is None:
-            lines.append("Not run (`--only`).")
+            kept = earlier.bodies.get(TITLES[key]) if earlier else None
+            lines += kept or ["Not run (`--only`)."]
             continue
+        lines += [f"_Measured {date} ({'smoke' if args.smoke else 'full'} sizes)._", ""]
         if section.method:
             lines += [section.method.strip(), ""]
         if section.columns:
@@ -161,6 +165,51 @@ def write(path: Path, args, machine: dict, sections: dict[str, Section], *, star
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text("\n".join(lines))
     os.replace(tmp, path)
+
+
+class _Earlier:
+    """The sections and summary rows of the report already at ``path``, by title."""
+
+    def __init__(self) -> None:
+        self.summary: dict[str, list[list[str]]] = {}
+        self.bodies: dict[str, list[str]] = {}
+
+
+def _earlier_report(path: Path) -> _Earlier:
+    """What an earlier run wrote: a ``--only`` run keeps the other sections' figures (each
+    section says when it was measured) instead of replacing them with "not run"."""
+    earlier = _Earlier()
+    try:
+        text = path.read_text()
+    except OSError:
+        return earlier
+    titles = set(TITLES.values())
+    current: str | None = None
+    in_summary = False
+    for line in text.splitlines():
+        if line.startswith("## "):
+            heading = line[3:].strip()
+            in_summary = heading == "Summary"
+            current = heading if heading in titles else None
+            if current is not None:
+                earlier.bodies[current] = []
+            continue
+        if line.startswith("# ") and current is not None:
+            current = None  # the findings appended at the end
+        if in_summary and line.startswith("| "):
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            if cells and cells[0] in titles and cells[1] != "not run":
+                earlier.summary.setdefault(cells[0], []).append(cells)
+        elif current is not None:
+            earlier.bodies[current].append(line)
+    for body in earlier.bodies.values():
+        while body and not body[0].strip():
+            body.pop(0)
+        while body and not body[-1].strip():
+            body.pop()
+        if body == ["Not run (`--only`)."]:
+            body.clear()
+    return earlier
 
 
 def _argv_summary(args) -> list[str]:
