@@ -3,13 +3,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from gtvision.roles import Role  # the kernel's enum; ``admin_ctx.models.Role`` stays importable
 from gtvision.tenancy import TenantQuerySet
-
-
-class Role(models.TextChoices):
-    ADMIN = "admin", _("Platform administrator")
-    GESTOR = "gestor", _("Manager")
-    OPERADOR = "operador", _("Operator")
 
 
 class TenantUserManager(UserManager.from_queryset(TenantQuerySet)):

@@ -22,8 +22,14 @@ from pathlib import Path
 
 from bench.common import PYTHON, ROOT, Context, Procs, Section, log
 
-BENCHMARKS = ["recording", "clips", "index", "events", "stream_start", "load", "ws_churn", "lpr"]
-RUN_ORDER = ["clips", "stream_start", "events", "ws_churn", "load", "recording", "index", "lpr"]
+BENCHMARKS = [
+    "recording", "clips", "index", "events", "stream_start", "load", "ws_churn", "lpr", "mosaic",
+    "partitions", "latency", "failover",
+]  # fmt: skip
+RUN_ORDER = [
+    "clips", "stream_start", "latency", "events", "ws_churn", "load", "recording", "partitions",
+    "index", "lpr", "mosaic", "failover",
+]  # fmt: skip
 TITLES = {
     "recording": "1. Recording cost",
     "clips": "2. Clip export",
@@ -33,6 +39,10 @@ TITLES = {
     "load": "6. HTTP load",
     "ws_churn": "7. WebSocket churn",
     "lpr": "8. Licence-plate reading (LPR)",
+    "mosaic": "9. Mosaic viewer cost (substreams)",
+    "partitions": "10. Segment index partitioning",
+    "latency": "11. Live latency",
+    "failover": "12. Recorder node fail-over",
 }
 
 SMOKE = {
@@ -46,16 +56,29 @@ SMOKE = {
     "index_cameras": 2,
     "requests": 20,
     "purge_runs": 1,
+    "partition_cameras": 20,
+    "partition_hours": 2.0,
+    "partition_baseline_hours": 1.0,
     "clients": 10,
     "events": 3,
     "event_runs": 1,
     "stream_starts": 1,
+    "latency_seconds": 8.0,
+    "latency_sessions": 1,
+    "latency_session_seconds": 8.0,
+    "cost_seconds": 3.0,
     "load_users": "5,10",
     "load_requests": 60,
     "ws_churn": 300,
     "lpr_plates": 1,
     "lpr_pass_seconds": 1.0,
     "lpr_distractor_seconds": 2.0,
+    "mosaic_runs": 1,
+    "mosaic_seconds": 3.0,
+    "mosaic_warmup_seconds": 0.5,
+    "mosaic_main_size": "640x360",
+    "failover_cameras": 3,
+    "failover_kills": 1,
 }
 
 
@@ -72,15 +95,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", help="use (and keep) this GTV_DATA_DIR")
     parser.add_argument("--keep", action="store_true", help="keep the data dir / database")
     g = parser.add_argument_group("recording")
-    g.add_argument("--cameras", default="1,8,32", help="camera counts, comma separated")
+    g.add_argument("--cameras", default="32,100", help="camera counts, comma separated")
     g.add_argument("--recording-seconds", type=float, default=60.0)
     g.add_argument("--recording-runs", type=int, default=3)
     g.add_argument("--warmup-seconds", type=float, default=8.0)
     g.add_argument(
         "--recording-camera-size",
         default="320x180",
-        help="test camera WxH for the recording benchmark (32 x 640x360 encoders "
-        "would saturate 2 cores)",
+        help="test camera WxH for the recording benchmark (replay mode: encoded once)",
     )
     g.add_argument("--camera-size", default="640x360", help="test camera WxH (stream start)")
     g.add_argument("--camera-fps", type=int, default=15)
@@ -100,12 +122,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     g.add_argument("--requests", type=int, default=200, help="requests per measured query")
     g.add_argument("--purge-runs", type=int, default=3)
+    g = parser.add_argument_group("segment index partitioning")
+    g.add_argument("--partition-cameras", type=int, default=5000)
+    g.add_argument("--partition-hours", type=float, default=24.0,
+                   help="hours of the purged day loaded (24: the real day)")  # fmt: skip
+    g.add_argument("--partition-baseline-hours", type=float, default=1.0,
+                   help="hours of a day purged by the old per-row path (baseline)")  # fmt: skip
     g = parser.add_argument_group("events")
     g.add_argument("--clients", type=int, default=500)
     g.add_argument("--events", type=int, default=20, help="status changes per run")
     g.add_argument("--event-runs", type=int, default=3)
     g = parser.add_argument_group("stream start")
     g.add_argument("--stream-starts", type=int, default=20)
+    g.add_argument("--cost-seconds", type=float, default=30.0,
+                   help="CPU window per side (unwatched, watched, plain segmenter)")  # fmt: skip
+    g = parser.add_argument_group("live latency")
+    g.add_argument("--latency-seconds", type=float, default=60.0, help="reading time per side")
+    g.add_argument("--latency-sessions", type=int, default=4, help="browser sessions per set-up")
+    g.add_argument("--latency-session-seconds", type=float, default=20.0)
     g = parser.add_argument_group("HTTP load")
     g.add_argument("--load-users", default="20,50,100", help="concurrent users, comma separated")
     g.add_argument("--load-requests", type=int, default=3000, help="requests per level")
@@ -116,6 +150,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--lpr-plates", type=int, default=20, help="passes per set (clear, degraded)")
     g.add_argument("--lpr-pass-seconds", type=float, default=2.0)
     g.add_argument("--lpr-distractor-seconds", type=float, default=120.0)
+    g = parser.add_argument_group("recorder node fail-over (3 nodes)")
+    g.add_argument("--failover-cameras", type=int, default=30)
+    g.add_argument("--failover-kills", type=int, default=3, help="nodes SIGKILLed, one by one")
+    g = parser.add_argument_group("mosaic (viewer cost of a 3x3 mosaic, main vs substreams)")
+    g.add_argument("--mosaic-runs", type=int, default=3, help="runs of each mosaic")
+    g.add_argument("--mosaic-seconds", type=float, default=20.0, help="measured window")
+    g.add_argument("--mosaic-warmup-seconds", type=float, default=3.0)
+    g.add_argument("--mosaic-main-size", default="1280x720")
+    g.add_argument("--mosaic-sub-size", default="320x180")
+    g.add_argument("--mosaic-main-kbps", type=int, default=2000)
+    g.add_argument("--mosaic-sub-kbps", type=int, default=250)
     args = parser.parse_args(argv)
     if args.smoke:
         for key, value in SMOKE.items():

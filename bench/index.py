@@ -20,7 +20,9 @@ psycopg, for other random picks of the same kind. The fixed HTTP cost is ``GET
 
 Retention: ``recordings.retention.purge_expired`` (what ``manage.py apply_retention`` runs)
 purges the oldest day of every camera while a thread inserts segment rows through the ORM
-(the indexer's way) at a city's rate; baseline: one SQL ``DELETE`` of the next day.
+(the indexer's way) at a city's rate; baseline: one SQL ``DELETE`` of the next day. The table
+is partitioned by day (section 10): the rows are loaded into their day's partition, and a day
+wholly past the plan is purged by dropping its partition.
 """
 
 from __future__ import annotations
@@ -124,7 +126,12 @@ class Loader:
                 )
         if "i" in kinds:
             for name, definition in self.indexes:
-                spent[name] = self._exec(definition)
+                # a partitioned table's index: built on every partition, not ON ONLY the parent
+                spent[name] = self._exec(definition.replace(" ON ONLY ", " ON ", 1))
+            from recordings import partitions
+
+            with self.conn.cursor() as cur:
+                partitions.name_partition_indexes(cur)
         self._exec("RESET maintenance_work_mem")
         return spent
 
@@ -179,6 +186,10 @@ def run(ctx: Context) -> Section:
         Camera.objects.filter(prefeitura=prefeitura).order_by("id").values_list("id", flat=True)
     )
     conn = raw_connection()
+    # the table is partitioned by day (recordings.partitions): the days of the load get theirs
+    from recordings import partitions
+
+    partitions.ensure_range(t0, today + timedelta(days=partitions.DAYS_AHEAD))
     loader = Loader(conn, ids, t0, seg_s)
 
     # -- calibration: with indexes vs build after ------------------------------------------
@@ -425,7 +436,8 @@ def run(ctx: Context) -> Section:
     section.verdicts.append(Verdict("retention purge, one day of all cameras",
                                     fmt(per_day * cameras / ret, 1, "s"),
                                     fmt(per_day * cameras / raw, 1, "s"),
-                                    fmt(raw / ret, 2, "× slower"), "(no target)",
+                                    fmt(ret / raw, 2, "× faster") if ret >= raw
+                                    else fmt(raw / ret, 2, "× slower"), "(no target)",
                                     None))  # fmt: skip
     section.notes += purge_notes
     conn.close()

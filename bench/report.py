@@ -11,7 +11,10 @@ from pathlib import Path
 
 from bench.common import ROOT, Section
 
-ORDER = ["recording", "clips", "index", "events", "stream_start", "load", "ws_churn", "lpr"]
+ORDER = [
+    "recording", "clips", "index", "events", "stream_start", "load", "ws_churn", "lpr", "mosaic",
+    "partitions", "latency", "failover",
+]  # fmt: skip
 TITLES = {
     "recording": "1. Recording cost",
     "clips": "2. Clip export",
@@ -21,6 +24,10 @@ TITLES = {
     "load": "6. HTTP load",
     "ws_churn": "7. WebSocket churn",
     "lpr": "8. Licence-plate reading (LPR)",
+    "mosaic": "9. Mosaic viewer cost (substreams)",
+    "partitions": "10. Segment index partitioning",
+    "latency": "11. Live latency",
+    "failover": "12. Recorder node fail-over",
 }
 FINDINGS = Path(__file__).resolve().parent / "findings.md"
 

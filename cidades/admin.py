@@ -55,6 +55,19 @@ class CameraAdminForm(forms.ModelForm):
         validators=[validate_source_url],
         help_text=_("Stored encrypted. Leave blank to keep the current URL."),
     )
+    substream_url = forms.CharField(
+        label=_("Substream URL (low resolution)"),
+        required=False,
+        strip=False,
+        max_length=SOURCE_URL_MAX_LENGTH,
+        widget=forms.PasswordInput(render_value=False),
+        validators=[validate_source_url],
+        help_text=_(
+            "Optional: grids and mosaics play it. Stored encrypted. "
+            "Leave blank to keep the current one."
+        ),
+    )
+    remove_substream = forms.BooleanField(label=_("Remove the substream"), required=False)
 
     class Meta:
         model = Camera
@@ -63,6 +76,8 @@ class CameraAdminForm(forms.ModelForm):
             "name",
             "code",
             "source_url",
+            "substream_url",
+            "remove_substream",
             "latitude",
             "longitude",
             "address",
@@ -75,6 +90,8 @@ class CameraAdminForm(forms.ModelForm):
         cleaned = super().clean()
         if self.instance.pk is None and not cleaned.get("source_url"):
             self.add_error("source_url", _("This field is required."))
+        if cleaned.get("remove_substream") and cleaned.get("substream_url"):
+            self.add_error("remove_substream", _("Either set a substream or remove it."))
         return cleaned
 
 
@@ -87,6 +104,7 @@ class CameraAdmin(TenantModelAdmin):
         "code",
         "prefeitura",
         "source_url_masked",
+        "substream_url_masked",
         "status",
         "enabled",
         "recording_enabled",
@@ -94,7 +112,7 @@ class CameraAdmin(TenantModelAdmin):
     list_filter = ["prefeitura", "status", "enabled", "recording_enabled", "lpr_enabled"]
     list_select_related = ["prefeitura"]
     search_fields = ["name", "code", "address"]
-    readonly_fields = ["source_url_masked", "status", "created_at"]
+    readonly_fields = ["source_url_masked", "substream_url_masked", "status", "created_at"]
     actions = ["start_live_stream", "stop_live_stream"]
 
     create_service = staticmethod(services.create_camera)
@@ -115,6 +133,10 @@ class CameraAdmin(TenantModelAdmin):
         data = super().service_data(request, form, change)
         if form.cleaned_data.get("source_url"):
             data["source_url"] = form.cleaned_data["source_url"]
+        if form.cleaned_data.get("substream_url"):
+            data["substream_url"] = form.cleaned_data["substream_url"]
+        elif form.cleaned_data.get("remove_substream"):
+            data["substream_url"] = ""
         return data
 
     def has_stream_permission(self, request: HttpRequest) -> bool:

@@ -74,6 +74,13 @@ class Camera(models.Model):
     code = models.SlugField(_("code"), max_length=64)
     source_url_encrypted = models.TextField(_("source URL (encrypted)"), editable=False)
     source_url_masked = models.CharField(_("source URL"), max_length=2100, editable=False)
+    # Optional low-resolution second stream (grids and mosaics play it): same secrecy.
+    substream_url_encrypted = models.TextField(
+        _("substream URL (encrypted)"), blank=True, default="", editable=False
+    )
+    substream_url_masked = models.CharField(
+        _("substream URL"), max_length=2100, blank=True, default="", editable=False
+    )
     latitude = models.DecimalField(
         _("latitude"), max_digits=9, decimal_places=6, null=True, blank=True
     )
@@ -124,3 +131,20 @@ class Camera(models.Model):
     def source_url(self, value: str) -> None:
         self.source_url_encrypted = crypto.encrypt(value)
         self.source_url_masked = mask_source_url(value)
+
+    @property
+    def substream_url(self) -> str:
+        """The low-resolution substream URL in clear ("" when none): media plane only."""
+        if not self.substream_url_encrypted:
+            return ""
+        return crypto.decrypt(self.substream_url_encrypted)
+
+    @substream_url.setter
+    def substream_url(self, value: str | None) -> None:
+        """Set it (encrypted, masked copy kept); "" or None removes the substream."""
+        self.substream_url_encrypted = crypto.encrypt(value) if value else ""
+        self.substream_url_masked = mask_source_url(value) if value else ""
+
+    @property
+    def has_substream(self) -> bool:
+        return bool(self.substream_url_encrypted)

@@ -39,6 +39,19 @@ class CameraSerializer(serializers.ModelSerializer):
         validators=[validate_source_url],
         style={"input_type": "password"},
     )
+    substream_url = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        max_length=SOURCE_URL_MAX_LENGTH,
+        trim_whitespace=False,
+        validators=[validate_source_url],
+        style={"input_type": "password"},
+        help_text="Optional low-resolution second stream (same rules and secrecy as "
+        "source_url): grids and mosaics play it. Omit to keep it; empty or null removes it.",
+    )
+    has_substream = serializers.BooleanField(read_only=True)
     prefeitura = serializers.PrimaryKeyRelatedField(
         queryset=Prefeitura.objects.all(), required=False
     )
@@ -52,6 +65,9 @@ class CameraSerializer(serializers.ModelSerializer):
             "code",
             "source_url",
             "source_url_masked",
+            "substream_url",
+            "substream_url_masked",
+            "has_substream",
             "latitude",
             "longitude",
             "address",
@@ -61,7 +77,7 @@ class CameraSerializer(serializers.ModelSerializer):
             "status",
             "created_at",
         ]
-        read_only_fields = ["source_url_masked", "status", "created_at"]
+        read_only_fields = ["source_url_masked", "substream_url_masked", "status", "created_at"]
         # The (prefeitura, code) uniqueness is checked in validate(), with the resolved tenant.
         validators = []
 

@@ -70,18 +70,17 @@ def create_camera(
 ) -> Camera:
     data = dict(data)
     source_url = data.pop("source_url")
+    substream_url = data.pop("substream_url", None)
     _check_scope(actor, data["prefeitura"])
     _check_quota(data["prefeitura"])
     camera = Camera(**data)
     camera.source_url = source_url
+    camera.substream_url = substream_url
     camera.save()
-    audit.record(
-        "camera.create",
-        actor=actor,
-        request=request,
-        target=camera,
-        details={"name": camera.name, "code": camera.code},
-    )
+    details = {"name": camera.name, "code": camera.code}
+    if camera.has_substream:  # the masked form only: the audit log never holds a secret
+        details["substream_url_masked"] = camera.substream_url_masked
+    audit.record("camera.create", actor=actor, request=request, target=camera, details=details)
     _camera_event(camera)
     return camera
 
@@ -96,6 +95,9 @@ def update_camera(
 ) -> Camera:
     data = dict(data)
     source_url = data.pop("source_url", None)
+    # Absent: kept; "" or None: removed; a URL: replaced.
+    substream_given = "substream_url" in data
+    substream_url = data.pop("substream_url", None) or ""
     new_prefeitura = data.get("prefeitura")
     _check_scope(actor, new_prefeitura)
     if new_prefeitura is not None and new_prefeitura.pk != camera.prefeitura_id:
@@ -105,13 +107,18 @@ def update_camera(
         setattr(camera, key, value)
     if source_url is not None and source_url != camera.source_url:
         camera.source_url = source_url
+    substream_changed = substream_given and substream_url != camera.substream_url
+    if substream_changed:
+        camera.substream_url = substream_url
     camera.save()
     changed = sorted(f for f in CAMERA_AUDIT_FIELDS if getattr(camera, f) != before[f])
     if source_url is not None:
         changed.append("source_url")
-    audit.record(
-        "camera.update", actor=actor, request=request, target=camera, details={"changed": changed}
-    )
+    details: dict[str, Any] = {"changed": changed}
+    if substream_changed:
+        changed.append("substream_url")
+        details["substream_url_masked"] = camera.substream_url_masked  # never the clear URL
+    audit.record("camera.update", actor=actor, request=request, target=camera, details=details)
     _camera_event(camera)
     if camera.prefeitura_id != before["prefeitura_id"]:
         events.publish(

@@ -28,7 +28,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from rest_framework.exceptions import APIException
 
-from admin_ctx.models import Role
+from gtvision.roles import Role
 
 REFUSED_ATTR = "_gtv_admin_refused"
 

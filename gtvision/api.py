@@ -12,8 +12,8 @@ from django.views import defaults
 from rest_framework import permissions, routers, serializers, viewsets
 from rest_framework.response import Response
 
-from admin_ctx.models import Role
 from gtvision.drf import Conflict, Pagination, public_url
+from gtvision.roles import Role
 
 __all__ = [
     "Conflict",

@@ -332,6 +332,7 @@ def recent_events(request: HttpRequest) -> JsonResponse:
                 "stream_id": stream.pk,
                 "status": stream.status,
                 "last_error": stream.last_error,
+                "profile": stream.profile,
             }
         )
     clips = (

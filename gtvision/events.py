@@ -123,6 +123,7 @@ class StreamStatus(Event):
     stream_id: int
     status: str
     last_error: str
+    profile: str = "main"  # "main" | "sub" (the camera's low-resolution substream)
 
     def groups(self) -> list[str]:
         return [*super().groups(), stream_group(self.stream_id)]
@@ -199,6 +200,30 @@ def send_now(event: Event | SocketControl) -> None:
 def publish(event: Event | SocketControl) -> None:
     """Send the event once the current transaction (if any) has committed."""
     transaction.on_commit(lambda: send_now(event), robust=True)
+
+
+async def _send_all(batch: list[Event | SocketControl]) -> None:
+    for event in batch:
+        try:
+            await _send(event)
+        except Exception:
+            logger.exception("could not publish %s", event.type)
+
+
+def publish_all(batch: list[Event | SocketControl]) -> None:
+    """``publish`` each event, in order, with one hand-over to the publisher's loop for all
+    (the recorder's segments of one pass)."""
+    if not batch:
+        return
+
+    def send() -> None:
+        try:
+            future = asyncio.run_coroutine_threadsafe(_send_all(batch), _publisher_loop())
+            future.result(SEND_TIMEOUT_S * len(batch))
+        except Exception:
+            logger.exception("could not publish %d events", len(batch))
+
+    transaction.on_commit(send, robust=True)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,6 +1,7 @@
 """GT-Vision settings: everything comes from the environment (see README, "Configuration")."""
 
 import secrets
+import socket
 import warnings
 from datetime import timedelta
 from pathlib import Path
@@ -345,6 +346,14 @@ STREAM_MAX_BACKOFF_S = env_float("STREAM_MAX_BACKOFF_S", 30.0)
 SUPERVISOR_INTERVAL_S = env_float("SUPERVISOR_INTERVAL_S", 1.0)
 SUPERVISOR_METRICS_INTERVAL_S = env_float("SUPERVISOR_METRICS_INTERVAL_S", 2.0)
 SUPERVISOR_HEARTBEAT_STALE_S = env_float("SUPERVISOR_HEARTBEAT_STALE_S", 30.0)
+# Recorder nodes (docs/scaling.md): each media supervisor is a node that pulls the cameras it
+# holds a lease on. Its name must be unique among running nodes (default: the host name).
+NODE_NAME = env_str("GTV_NODE_NAME") or socket.gethostname()
+NODE_CAPACITY = env_int("GTV_NODE_CAPACITY", 200)  # cameras
+# Set: the node serves its live HLS there to the web processes (streaming/livehop.py).
+NODE_INTERNAL_URL = env_str("GTV_NODE_INTERNAL_URL")
+LEASE_TTL_S = env_float("LEASE_TTL_S", 20.0)
+LEASE_REBALANCE_PER_TICK = env_int("LEASE_REBALANCE_PER_TICK", 2)
 # A stream opened for viewers stops this long after its last viewer's keep-alive.
 VIEWER_IDLE_SECONDS = env_int("VIEWER_IDLE_SECONDS", 45)
 # FFmpeg's source files (camera URLs, 0600 in a 0700 directory): off every command line.
@@ -381,6 +390,29 @@ CLIP_STALE_SECONDS = env_int("CLIP_STALE_SECONDS", 3600)
 RECORDING_TOKEN_MARGIN_S = env_int("RECORDING_TOKEN_MARGIN_S", 1800)
 # check_footage never touches a file modified less than this many seconds ago.
 FOOTAGE_CHECK_GRACE_S = env_int("FOOTAGE_CHECK_GRACE_S", 120)
+# Footage tiers (docs/storage.md): with S3_ENDPOINT_URL and S3_BUCKET set, closed segments
+# older than FOOTAGE_HOT_SECONDS (0: as soon as indexed) move to the bucket. Unset: local only.
+S3_ENDPOINT_URL = env_str("S3_ENDPOINT_URL")
+S3_BUCKET = env_str("S3_BUCKET")
+S3_ACCESS_KEY_ID = env_str("S3_ACCESS_KEY_ID")
+S3_SECRET_ACCESS_KEY = env_str("S3_SECRET_ACCESS_KEY")
+S3_REGION = env_str("S3_REGION", "us-east-1")
+S3_PREFIX = env_str("S3_PREFIX")  # object keys under this prefix ("" or e.g. "gtv/")
+S3_CONNECT_TIMEOUT_S = env_float("S3_CONNECT_TIMEOUT_S", 3.0)
+S3_READ_TIMEOUT_S = env_float("S3_READ_TIMEOUT_S", 30.0)
+S3_MAX_ATTEMPTS = env_int("S3_MAX_ATTEMPTS", 2)
+S3_MULTIPART_THRESHOLD_BYTES = env_int("S3_MULTIPART_THRESHOLD_BYTES", 16 * 1024**2)
+S3_UPLOAD_CONCURRENCY = env_int("S3_UPLOAD_CONCURRENCY", 4)  # segments uploaded at once
+FOOTAGE_HOT_SECONDS = env_int("FOOTAGE_HOT_SECONDS", 86400)
+# Segments moved per tiering run (oldest first) and per batch (one UPDATE).
+FOOTAGE_TIER_MAX_PER_RUN = env_int("FOOTAGE_TIER_MAX_PER_RUN", 20000)
+FOOTAGE_TIER_BATCH = env_int("FOOTAGE_TIER_BATCH", 100)
+FOOTAGE_TIER_RUN_BUDGET_S = env_float("FOOTAGE_TIER_RUN_BUDGET_S", 30.0)  # then the next run
+# Runs scan only recently closed rows; a full scan (rows indexed late, after an outage) this often.
+FOOTAGE_TIER_SWEEP_S = env_int("FOOTAGE_TIER_SWEEP_S", 6 * 3600)
+# Bytes of bucket segments one snapshot or clip export may download (private temporary copies
+# FFmpeg reads; recordings.segment_io.local_copy).
+SEGMENT_COPY_MAX_BYTES = env_int("SEGMENT_COPY_MAX_BYTES", 8 * 1024**3)
 # Clip exports waiting or running at once, and bytes of kept clips (429 past them).
 CLIP_MAX_PENDING_PER_USER = env_int("CLIP_MAX_PENDING_PER_USER", 3)
 CLIP_MAX_PENDING_PER_PREFEITURA = env_int("CLIP_MAX_PENDING_PER_PREFEITURA", 10)

@@ -1,7 +1,7 @@
 """The dashboard's "Sistema" page (``/dashboard/system/``) for admins and gestores: cameras
-offline or in error with their last errors, recording lag, disk, job queue and the
-long-running processes (nodes). ``static/js/system.js`` refreshes it from
-``/dashboard/api/system/`` every few seconds.
+offline or in error with their last errors, recording lag, disk, job queue, the long-running
+processes and the recorder nodes with their cameras. ``static/js/system.js`` refreshes it
+from ``/dashboard/api/system/`` every few seconds.
 
 Cameras are the prefeitura's the page shows (``current_prefeitura``, through
 ``Camera.objects.for_user``); disk, queue and processes are the installation's (no tenant data).
@@ -28,6 +28,7 @@ from gtvision.metrics import check_disk, job_queue, recording_lags
 
 REFRESH_S = 5
 MAX_CAMERAS = 200  # the worst first; the page says how many more there are
+NODE_CAMERA_NAMES = 20  # per recorder node, the prefeitura's cameras it pulls
 
 
 def _staff_only(view):
@@ -64,6 +65,10 @@ def system_page(request: HttpRequest) -> HttpResponse:
                 ("updated", "Updated at %(time)s"),
                 ("unreachable", "Could not refresh: %(error)s"),
                 ("more", "%(count)s more"),
+                ("live", "live"),
+                ("draining", "draining"),
+                ("stopped", "stopped"),
+                ("orphaned", "%(count)s camera(s) waiting for another node"),
             ]
         },
     )
@@ -140,6 +145,37 @@ def _processes(now) -> list[dict]:
     return rows
 
 
+def _nodes(request: HttpRequest) -> list[dict]:
+    """Recorder nodes (streaming/leases.py) with their cameras: how many in all, and the
+    names of the shown prefeitura's (at most ``NODE_CAMERA_NAMES``)."""
+    from streaming.leases import node_of_cameras, nodes_overview
+
+    prefeitura = current_prefeitura(request)
+    names: dict[int, str] = {}
+    if prefeitura is not None:
+        names = dict(
+            Camera.objects.for_user(request.user)
+            .filter(prefeitura=prefeitura)
+            .values_list("pk", "name")
+        )
+    ours: dict[str, list[str]] = {}
+    for camera_id, node in sorted(node_of_cameras(list(names)).items()):
+        ours.setdefault(node, []).append(names[camera_id])
+    rows = []
+    for node in nodes_overview():
+        mine = ours.get(node["name"], [])
+        state = "live" if node["live"] else "draining" if node["draining"] else "stopped"
+        rows.append(
+            {
+                **node,
+                "state": state,
+                "camera_names": mine[:NODE_CAMERA_NAMES],
+                "more_camera_names": max(0, len(mine) - NODE_CAMERA_NAMES),
+            }
+        )
+    return rows
+
+
 @never_cache
 @_api_login_required
 @_staff_only
@@ -160,5 +196,6 @@ def system_status(request: HttpRequest) -> JsonResponse:
                 for queue, count, age in job_queue(now)
             ],
             "processes": _processes(now),
+            "nodes": _nodes(request),
         }
     )

@@ -7,16 +7,30 @@ every API view, WebSocket consumer and media endpoint gets its rows through ``fo
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from django.apps import apps
 from django.db import models
 
-if TYPE_CHECKING:
-    from admin_ctx.models import User
+# The tenant model, named by its label (like ``AUTH_USER_MODEL``) so the kernel imports no app.
+TENANT_MODEL = "cidades.Prefeitura"
+
+
+class TenantUser(Protocol):
+    """What tenancy needs of a user (``admin_ctx.models.User`` provides it)."""
+
+    @property
+    def is_authenticated(self) -> bool: ...
+    @property
+    def is_active(self) -> bool: ...
+    @property
+    def is_platform_admin(self) -> bool: ...
+    @property
+    def prefeitura_id(self) -> int | None: ...
 
 
 class TenantQuerySet(models.QuerySet):
-    def for_user(self, user: User) -> TenantQuerySet:
+    def for_user(self, user: TenantUser) -> TenantQuerySet:
         """Rows the user may see: all for an admin, only its prefeitura's otherwise."""
         if not user.is_authenticated or not user.is_active:
             return self.none()
@@ -30,19 +44,18 @@ class TenantQuerySet(models.QuerySet):
         return self.filter(**{self.model.tenant_lookup: prefeitura_id})
 
 
-def user_can_see_prefeitura(user: User, prefeitura_id: int | None) -> bool:
+def user_can_see_prefeitura(user: TenantUser, prefeitura_id: int | None) -> bool:
     if user.is_platform_admin:
         return True
     return prefeitura_id is not None and prefeitura_id == user.prefeitura_id
 
 
-def visible_prefeituras(request):
+def visible_prefeituras(request) -> models.QuerySet:
     """Queryset callable for filters: only prefeituras the requesting user may see.
 
     An id of another prefeitura is then rejected exactly like an id that does not exist.
     """
-    from cidades.models import Prefeitura
-
+    tenant_model = apps.get_model(TENANT_MODEL)
     if request is None:
-        return Prefeitura.objects.none()
-    return Prefeitura.objects.for_user(request.user)
+        return tenant_model.objects.none()
+    return tenant_model.objects.for_user(request.user)

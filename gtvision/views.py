@@ -73,6 +73,29 @@ def check_supervisor() -> dict:
     )
 
 
+def check_recorder_nodes() -> dict:
+    """The recorder nodes (streaming/leases.py); failing while a node without a heartbeat
+    still has cameras assigned (nobody pulls them until another node claims them)."""
+    from streaming.leases import nodes_overview
+
+    nodes = nodes_overview()
+    orphaned = {
+        node["name"]: node["orphaned_cameras"] for node in nodes if node["orphaned_cameras"]
+    }
+    check = {
+        "ok": not orphaned,
+        "nodes": [
+            {key: node[key] for key in ("name", "cameras", "heartbeat_age_s", "draining", "live")}
+            for node in nodes
+        ],
+    }
+    if orphaned:
+        check["error"] = f"{sum(orphaned.values())} camera(s) left on node(s) without a " + (
+            f"heartbeat: {', '.join(sorted(orphaned))}"
+        )
+    return check
+
+
 def check_job_worker() -> dict:
     from gtvision.jobworker import HEARTBEAT_KIND
 
@@ -89,6 +112,7 @@ def health(request: HttpRequest) -> JsonResponse:
     checks = {"database": check_database(), "media_engine": engine_health()}
     if checks["database"]["ok"]:
         checks["media_supervisor"] = check_supervisor()
+        checks["recorder_nodes"] = check_recorder_nodes()
         checks["job_worker"] = check_job_worker()
         checks["recording_lag"] = check_recording_lag()
         lpr_worker = check_lpr_worker()

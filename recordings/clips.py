@@ -2,7 +2,10 @@
 
 The cut starts at the last keyframe at or before ``start`` (read from the first segment's
 packets, no decoding) and ends exactly at ``end``, so the MP4 covers at least the range and
-at most one GOP more. Any failure becomes a FAILED clip with a readable error.
+at most one GOP more. Segments on the S3 tier are downloaded first (``segment_io``), so the
+clip and its custody manifest are the same whichever tier held them. Any failure becomes a
+FAILED clip with a readable error; one whose cause is an unreachable bucket can be exported
+again once it is back.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 
 from django.utils.translation import gettext as _
 
-from recordings import media, services, storage
+from recordings import media, segment_io, services, storage
 from recordings.models import Clip, Segment
 from streaming.ffmpeg import concat_list
 
@@ -54,7 +57,7 @@ def build_clip(clip_id: int) -> None:
         services.fail_clip(clip, _("Unexpected error while exporting the clip."))
 
 
-def plan(clip: Clip) -> list[_Entry]:
+def _segments(clip: Clip) -> list[Segment]:
     segments = list(
         Segment.objects.filter(camera_id=clip.camera_id)
         .overlapping(clip.start, clip.end)
@@ -62,11 +65,13 @@ def plan(clip: Clip) -> list[_Entry]:
     )
     if not segments:
         raise ClipError(_("The recording of this period is no longer available."))
+    return segments
+
+
+def plan(clip: Clip, segments: list[Segment], paths: list[Path]) -> list[_Entry]:
+    """The concat entries of ``segments``, whose files are at ``paths`` (local copies)."""
     entries = []
-    for index, segment in enumerate(segments):
-        path = storage.segment_file(segment)
-        if not path.exists():
-            raise ClipError(_("A recorded segment of this period is missing."))
+    for index, (segment, path) in enumerate(zip(segments, paths, strict=True)):
         inpoint = outpoint = None
         if index == 0 and clip.start > segment.start:
             offset = (clip.start - segment.start).total_seconds()
@@ -81,7 +86,37 @@ def plan(clip: Clip) -> list[_Entry]:
 
 
 def _export(clip: Clip) -> None:
-    entries = plan(clip)
+    """Export from local copies of the segments: files on local disk in place, objects of the
+    S3 tier downloaded next to the clips (``segment_io.local_copy``) and removed after."""
+    segments = _segments(clip)
+    try:
+        with segment_io.local_copy(segments, directory=storage.clips_root()) as paths:
+            entries = plan(clip, segments, paths)
+            final, duration = _cut(clip, entries)
+    except segment_io.SegmentMissing as exc:
+        logger.warning("clip %s: %s", clip.pk, exc)
+        raise ClipError(_("A recorded segment of this period is missing.")) from exc
+    except segment_io.CopyTooLarge as exc:
+        logger.warning("clip %s: %s", clip.pk, exc)
+        raise ClipError(
+            _("There is not enough space to prepare the archived recordings of this clip.")
+        ) from exc
+    except segment_io.SegmentUnavailable as exc:
+        logger.warning("clip %s: %s", clip.pk, exc)
+        raise ClipError(
+            _("The archived recordings cannot be reached now; export the clip again later.")
+        ) from exc
+    services.finish_clip(
+        clip,
+        size_bytes=final.stat().st_size,
+        duration_s=round(duration, 3),
+        sha256=sha256(final),
+        segments=[entry.segment for entry in entries],
+    )
+
+
+def _cut(clip: Clip, entries: list[_Entry]) -> tuple[Path, float]:
+    """Run FFmpeg on ``entries``; the clip's final file and its duration."""
     expected = sum(entry.seconds for entry in entries) or 1.0
     final = storage.clip_path(clip.pk)
     partial = final.with_name(final.name + ".part")
@@ -104,13 +139,7 @@ def _export(clip: Clip) -> None:
     finally:
         storage.unlink(list_path)
         storage.unlink(partial)
-    services.finish_clip(
-        clip,
-        size_bytes=final.stat().st_size,
-        duration_s=round(duration, 3),
-        sha256=sha256(final),
-        segments=[entry.segment for entry in entries],
-    )
+    return final, duration
 
 
 def sha256(path: Path) -> str:

@@ -12,6 +12,15 @@ Exported clips too (``CLIPS_DIR``): a DONE clip whose file is gone becomes FAILE
 stays: its creation is audited); a clip file (or an export's leftover) of no clip, or of a
 clip not DONE and no longer exporting, is deleted.
 
+The object store tier too (``recordings.objectstore``, when configured), camera by camera under
+``S3_PREFIX``: a row on S3 whose object is gone is *missing* (repair deletes the row); an object
+no row references (nor would: a LOCAL row's key, left by a tiering run that crashed before its
+switch, is overwritten by the next run) is an *orphan object* (repair deletes it, once older
+than the grace period);
+a local file left behind by a segment already moved to S3 (a crash between the switch and the
+file's deletion) is a *stale copy* (repair deletes it). The bucket unreachable: the S3 part is
+skipped with a warning, the local part goes on.
+
 Never touched: any file modified in the last ``FOOTAGE_CHECK_GRACE_S`` seconds (a file being
 written or copied), the newest file of ``incoming/`` unless it is older than a whole segment
 (``RECORDING_SEGMENT_MAX_SECONDS``: the segment FFmpeg has open), ``segments.csv``, and rows
@@ -35,7 +44,7 @@ from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
 from cidades.models import Camera
-from recordings import indexer, services, storage
+from recordings import indexer, objectstore, services, storage
 from recordings.models import Clip, Segment
 
 logger = logging.getLogger(__name__)
@@ -50,6 +59,14 @@ SELECT id, CASE WHEN location <> '' THEN location ELSE
 FROM {Segment._meta.db_table}
 WHERE camera_id = %s AND storage = {Segment.Storage.LOCAL}
 """  # noqa: S608 - table name from the model, values are parameters
+_S3_ROWS_SQL = f"""
+SELECT id, location FROM {Segment._meta.db_table}
+WHERE camera_id = %s AND storage = {Segment.Storage.S3}
+"""  # noqa: S608
+_S3_KEYS_SQL = f"""
+SELECT location FROM {Segment._meta.db_table}
+WHERE camera_id = %s AND storage = {Segment.Storage.S3} AND location = ANY(%s)
+"""  # noqa: S608
 
 
 @dataclass
@@ -60,14 +77,36 @@ class CameraReport:
     dropped: int = 0  # missing rows deleted
     indexed: list[str] = field(default_factory=list)  # orphans that became rows
     removed: list[str] = field(default_factory=list)  # orphans deleted
+    # the object store tier
+    missing_objects: list[tuple[int, str]] = field(default_factory=list)  # (row id, key)
+    orphan_objects: list[str] = field(default_factory=list)  # keys no row references
+    stale_copies: list[str] = field(default_factory=list)  # local files of S3 rows
+    removed_objects: list[str] = field(default_factory=list)
+    objects_unchecked: str = ""  # why the S3 part was skipped (bucket unreachable)
 
     @property
     def clean(self) -> bool:
-        return not (self.missing or self.orphans)
+        return not (
+            self.missing
+            or self.orphans
+            or self.missing_objects
+            or self.orphan_objects
+            or self.stale_copies
+        )
 
     def lines(self) -> list[str]:
         out = [f"camera {self.camera_id}: row {pk} has no file {loc}" for pk, loc in self.missing]
         out += [f"camera {self.camera_id}: file {loc} has no row" for loc in self.orphans]
+        out += [
+            f"camera {self.camera_id}: row {pk} has no object {key}"
+            for pk, key in self.missing_objects
+        ]
+        out += [f"camera {self.camera_id}: object {key} has no row" for key in self.orphan_objects]
+        out += [
+            f"camera {self.camera_id}: file {loc} is a stale copy of a segment on object storage"
+            for loc in self.stale_copies
+        ]
+        out += [f"camera {self.camera_id}: removed object {key}" for key in self.removed_objects]
         out += [f"camera {self.camera_id}: indexed {loc}" for loc in self.indexed]
         out += [f"camera {self.camera_id}: removed {loc}" for loc in self.removed]
         if self.dropped:
@@ -79,8 +118,11 @@ def check(*, repair: bool = False) -> list[CameraReport]:
     """Reports of the cameras whose footage disagrees (all of them clean: ``[]``)."""
     camera_ids = set(Camera.objects.values_list("pk", flat=True))  # rows die with their camera
     reports = []
-    for camera_id in sorted(camera_ids | set(storage.camera_ids_on_disk())):
-        report = check_camera(camera_id, known=camera_id in camera_ids, repair=repair)
+    in_bucket = _camera_ids_in_bucket()  # None: no object storage, or unreachable
+    for camera_id in sorted(camera_ids | set(storage.camera_ids_on_disk()) | (in_bucket or set())):
+        report = check_camera(
+            camera_id, known=camera_id in camera_ids, repair=repair, objects=in_bucket is not None
+        )
         if not report.clean:
             reports.append(report)
             for line in report.lines():
@@ -195,7 +237,11 @@ def _canonical_of(camera_id: int, name: str) -> str | None:
     return storage.canonical_location(camera_id, start) if start else None
 
 
-def check_camera(camera_id: int, *, known: bool, repair: bool) -> CameraReport:
+def check_camera(
+    camera_id: int, *, known: bool, repair: bool, objects: bool = True
+) -> CameraReport:
+    """One camera's footage on disk (and, with ``objects`` and object storage configured, in
+    the bucket) against its rows."""
     report = CameraReport(camera_id)
     archived, waiting = _list_files(camera_id)  # before the rows: see the module docstring
     with connection.cursor() as cursor:
@@ -209,18 +255,154 @@ def check_camera(camera_id: int, *, known: bool, repair: bool) -> CameraReport:
     ]
     report.orphans = sorted(archived - referenced)
     report.orphans += [os.path.relpath(p, storage.recordings_root()) for p in waiting]
+    stale = _stale_copies(camera_id, sorted(archived - referenced))
+    report.stale_copies = sorted(stale)
+    report.orphans = [location for location in report.orphans if location not in stale]
     if repair:
         _drop_missing(report)
-        _adopt_orphans(report, archived - referenced, waiting, known=known)
+        for location in report.stale_copies:
+            if storage.unlink(storage.recordings_root() / location):
+                report.removed.append(location)
+        _adopt_orphans(report, archived - referenced - stale, waiting, known=known)
         _remove_empty_dirs(camera_id, known=known)
+    if objects and objectstore.enabled():
+        _check_objects(report, repair=repair)
     return report
+
+
+def _stale_copies(camera_id: int, locations: list[str]) -> set[str]:
+    """Of these files no LOCAL row references, the ones whose segment is on object storage
+    (its row's key is the file's relative path under ``S3_PREFIX``)."""
+    if not locations:
+        return set()
+    prefix = objectstore.prefix()
+    keys = {location: prefix + location for location in locations}
+    with connection.cursor() as cursor:
+        cursor.execute(_S3_KEYS_SQL, [camera_id, [*keys.values(), *locations]])
+        tiered = {key for (key,) in cursor.fetchall()}
+    return {location for location, key in keys.items() if key in tiered or location in tiered}
+
+
+def _camera_ids_in_bucket() -> set[int] | None:
+    """Cameras with objects in the bucket (under ``S3_PREFIX``); None when object storage is
+    not configured or unreachable (logged once: the S3 part of the check is skipped)."""
+    if not objectstore.enabled():
+        return None
+    prefix = objectstore.prefix()
+    try:
+        found = set()
+        for directory in objectstore.iter_prefixes(prefix):
+            match = storage.CAMERA_DIR.match(directory[len(prefix) :].rstrip("/"))
+            if match:
+                found.add(int(match.group(1)))
+        return found
+    except objectstore.ObjectStoreError as exc:
+        logger.warning("check_footage: object storage not checked: %s", exc)
+        return None
+
+
+def _check_objects(report: CameraReport, *, repair: bool) -> None:
+    """The camera's objects against its S3 rows (objects listed before the rows are read: an
+    object reaches a row only after its upload; every finding is checked again before a
+    repair)."""
+    camera_id = report.camera_id
+    now = time.time()
+    try:
+        objects = {
+            key: modified.timestamp()
+            for key, _size, modified in objectstore.iter_objects(
+                objectstore.camera_prefix(camera_id)
+            )
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(_S3_ROWS_SQL, [camera_id])
+            rows = cursor.fetchall()
+        keys = {key for _, key in rows}
+        report.missing_objects = [
+            (pk, key) for pk, key in rows if key not in objects and objectstore.head(key) is None
+        ]
+        unreferenced = [
+            key
+            for key, modified in objects.items()
+            if key not in keys and now - modified >= settings.FOOTAGE_CHECK_GRACE_S
+        ]
+        pending = _pending_uploads(camera_id, unreferenced)  # a LOCAL row's, not an orphan
+        report.orphan_objects = sorted(key for key in unreferenced if key not in pending)
+        if repair:
+            _drop_missing_objects(report)
+            _delete_orphan_objects(report)
+    except objectstore.ObjectStoreError as exc:
+        report.objects_unchecked = str(exc)
+        logger.warning("check_footage: camera %s: object storage not checked: %s", camera_id, exc)
+
+
+def _drop_missing_objects(report: CameraReport) -> None:
+    gone = [pk for pk, key in report.missing_objects if objectstore.head(key) is None]
+    if gone:
+        with transaction.atomic():
+            dropped, _ = Segment.objects.filter(pk__in=gone, storage=Segment.Storage.S3).delete()
+        report.dropped += dropped
+
+
+def _delete_orphan_objects(report: CameraReport) -> None:
+    """Delete the orphan objects still referenced by no row, looked up again: an upload may
+    have been switched to since. An object a LOCAL row would be uploaded to (left by a run that
+    crashed before its switch) stays: tiering may be uploading it again right now, and deleting
+    it between its verification and its switch would lose the segment; tiering overwrites it."""
+    if not report.orphan_objects:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_S3_KEYS_SQL, [report.camera_id, report.orphan_objects])
+        referenced = {key for (key,) in cursor.fetchall()}
+    referenced |= _pending_uploads(report.camera_id, report.orphan_objects)
+    doomed = [key for key in report.orphan_objects if key not in referenced]
+    if doomed:
+        objectstore.delete_keys(doomed)
+        report.removed_objects += doomed
+
+
+_LOCAL_AT_SQL = f"""
+SELECT location FROM {Segment._meta.db_table}
+WHERE camera_id = %s AND storage = {Segment.Storage.LOCAL} AND location = ANY(%s)
+"""  # noqa: S608
+# LOCAL rows at a canonical path: the file is named after the UTC second the segment began in.
+_LOCAL_CANONICAL_SQL = f"""
+SELECT DISTINCT c.second FROM unnest(%s::timestamptz[]) AS c(second)
+JOIN {Segment._meta.db_table} AS s ON s.camera_id = %s AND s.start >= c.second
+    AND s.start < c.second + interval '1 second'
+    AND s.storage = {Segment.Storage.LOCAL} AND s.location = ''
+"""  # noqa: S608
+
+
+def _pending_uploads(camera_id: int, keys: list[str]) -> set[str]:
+    """Of these keys, the ones a LOCAL row of the camera would be uploaded to."""
+    prefix = objectstore.prefix()
+    relative = {key: key[len(prefix) :] for key in keys if key.startswith(prefix)}
+    if not relative:
+        return set()
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCAL_AT_SQL, [camera_id, list(relative.values())])
+        at = {location for (location,) in cursor.fetchall()}
+        seconds = {}
+        for key, location in relative.items():
+            start = storage.parse_segment_name(os.path.basename(location))
+            if start and location == storage.canonical_location(camera_id, start):
+                seconds[key] = start
+        found: set = set()
+        if seconds:
+            cursor.execute(_LOCAL_CANONICAL_SQL, [sorted(set(seconds.values())), camera_id])
+            found = {second for (second,) in cursor.fetchall()}
+    return {key for key, location in relative.items() if location in at} | {
+        key for key, second in seconds.items() if second in found
+    }
 
 
 def _drop_missing(report: CameraReport) -> None:
     gone = [pk for pk, location in report.missing if not _exists(report.camera_id, location)]
     if gone:
         with transaction.atomic():
-            report.dropped, _ = Segment.objects.filter(pk__in=gone).delete()
+            dropped, _ = Segment.objects.filter(pk__in=gone, storage=Segment.Storage.LOCAL).delete()
+        report.dropped += dropped
 
 
 def _adopt_orphans(report: CameraReport, archived: set[str], waiting: list[Path], *, known: bool):

@@ -156,6 +156,8 @@ class Segment(models.Model):
         ordering = ["camera_id", "start"]
         verbose_name = _("segment")
         verbose_name_plural = _("segments")
+        # The table is partitioned by day on "start" (recordings.partitions, migration 0007;
+        # the database's primary key is (id, start)): any unique constraint must include start.
         constraints = [
             # "end" rides in the index: timeline and overlap queries are index-only scans
             # instead of one heap page per segment (rows of a camera are spread over the heap).

@@ -1,4 +1,9 @@
-"""HLS VOD playlists of recorded segments."""
+"""HLS VOD playlists of recorded segments.
+
+A media URI is always the app's segment view (``recordings:segment-media`` with a playback
+token), whatever tier holds the segment: one in the S3 bucket is streamed through the app
+(``recordings.segment_io``), so a playlist never names the bucket.
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,12 @@ clips before their expiry are never deleted to make room: they are exports someo
 
 Rows are deleted (and committed) before their files, so a crash leaves at worst an orphan
 file, never a row without a file; orphans in day directories past the cutoff are swept.
+
+The segment index is partitioned by day (``recordings.partitions``): a day whose every row is
+past its camera's cutoff, none under an evidence lock, is detached from the index at once
+and its files deleted, then the detached table is dropped (``_drop_expired_days``); the rest
+(the day the cutoff is in, days mixing prefeituras with different plans, locked footage) is
+deleted row by row, exactly as before. See docs/scaling-index.md.
 Recording never stops for this: only indexed (closed) segments are ever purged, and the
 disk floor spares the last ``RETENTION_DISK_FLOOR_KEEP_S`` seconds of footage.
 """
@@ -14,6 +20,7 @@ import logging
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -22,7 +29,7 @@ from django.utils import timezone
 
 from admin_ctx import audit
 from cidades.models import Camera
-from recordings import queries, services, storage
+from recordings import partitions, queries, services, storage
 from recordings.evidence import LOCKED_SEGMENT_SQL
 from recordings.models import Segment, segment_lookback
 
@@ -62,8 +69,8 @@ def _delete(segments: list[Segment]) -> None:
     with transaction.atomic():
         Segment.objects.filter(pk__in=[s.pk for s in segments]).delete()
     for camera_id in {segment.camera_id for segment in segments}:
-        mine = ((s.start, s.location) for s in segments if s.camera_id == camera_id)
-        storage.unlink_segments(camera_id, mine)
+        mine = [(s.start, s.storage, s.location) for s in segments if s.camera_id == camera_id]
+        storage.delete_footage(camera_id, mine)
 
 
 # Rows are deleted a time window at a time across all the cameras with the same cutoff, as a
@@ -86,12 +93,13 @@ _PURGE_WINDOW = f"""
     WHERE camera_id = ANY(%(cameras)s) AND start >= %(since)s AND start < %(until)s
       AND "end" <= %(cutoff)s AND NOT {LOCKED_SEGMENT_SQL}
     RETURNING camera_id, (EXTRACT(EPOCH FROM start) * 1000000)::bigint,
-              (EXTRACT(EPOCH FROM "end") * 1000000)::bigint, size_bytes, location
+              (EXTRACT(EPOCH FROM "end") * 1000000)::bigint, size_bytes, storage, location
 """  # noqa: S608
 _LOCKED = f"""
     SELECT camera_id, count(*), coalesce(sum(size_bytes), 0), min(start), max("end")
     FROM recordings_segment AS s
-    WHERE camera_id = ANY(%(cameras)s) AND "end" <= %(cutoff)s AND {LOCKED_SEGMENT_SQL}
+    WHERE camera_id = ANY(%(cameras)s) AND start < %(cutoff)s AND "end" <= %(cutoff)s
+      AND {LOCKED_SEGMENT_SQL}
     GROUP BY camera_id
 """  # noqa: S608
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -116,16 +124,19 @@ def _purge_window(
             return None
         cursor.execute(_PURGE_WINDOW, {**params, "since": oldest, "until": oldest + WINDOW})
         rows = cursor.fetchall()
-    by_camera: dict[int, list[tuple[int, int, int, str]]] = {}
+    by_camera: dict[int, list[tuple[int, int, int, int, str]]] = {}
     for camera_id, *segment in rows:
         by_camera.setdefault(camera_id, []).append(segment)
     for camera_id, segments in by_camera.items():
-        files = [(_EPOCH + timedelta(microseconds=start), loc) for start, _, _, loc in segments]
-        last_end = _EPOCH + timedelta(microseconds=max(end for _, end, _, _ in segments))
-        first_start = min(start for start, _ in files)
+        files = [
+            (_EPOCH + timedelta(microseconds=start), tier, location)
+            for start, _, _, tier, location in segments
+        ]
+        last_end = _EPOCH + timedelta(microseconds=max(segment[1] for segment in segments))
+        first_start = min(start for start, _, _ in files)
         purge = purges.setdefault(camera_id, Purge("retention", camera_id))
-        purge.add(first_start, last_end, sum(size for _, _, size, _ in segments), len(segments))
-        storage.unlink_segments(camera_id, files)
+        purge.add(first_start, last_end, sum(segment[2] for segment in segments), len(segments))
+        storage.delete_footage(camera_id, files)
     return oldest + WINDOW
 
 
@@ -143,6 +154,7 @@ def purge_expired(now: datetime | None = None) -> list[Purge]:
         cameras.setdefault(cutoff, []).append(camera.pk)
     purges: dict[int, Purge] = {}
     kept: list[Purge] = []
+    _drop_expired_days(cameras, purges, now)
     for cutoff, camera_ids in cameras.items():
         since: datetime | None = _EPOCH
         while since is not None:
@@ -154,6 +166,110 @@ def purge_expired(now: datetime | None = None) -> list[Purge]:
     result += sorted(kept, key=lambda purge: purge.camera_id)
     _log(result)
     return result
+
+
+# -- whole days: detach the partition, delete its files, drop it ------------------------------
+
+# Rows of these cameras in the partition that end after their cutoff. Rows end at most
+# ``segment_lookback()`` after they start (the bound every overlap query relies on), so only
+# the tail of the day is searched, on the (camera, start) index.
+_UNEXPIRED = """
+    SELECT EXISTS (SELECT 1 FROM {table}
+                   WHERE camera_id = ANY(%(cameras)s) AND start >= %(since)s AND "end" > %(cutoff)s)
+"""
+# An active evidence lock overlapping a row of the partition.
+_LOCK_IN = """
+    SELECT EXISTS (
+        SELECT 1 FROM recordings_evidencelock AS lock
+        WHERE (lock.expires_at IS NULL OR lock.expires_at > %(now)s) AND lock."end" > %(lo)s
+          AND EXISTS (SELECT 1 FROM {table} AS s WHERE s.camera_id = lock.camera_id
+                      AND s.start < lock."end" AND s."end" > lock.start)
+    )
+"""
+_DAY_TOTALS = """
+    SELECT camera_id, count(*), coalesce(sum(size_bytes), 0), min(start), max("end"),
+           count(*) FILTER (WHERE storage <> %(local)s OR location <> '')
+    FROM {table} GROUP BY camera_id
+"""  # noqa: S608
+_STORED_ELSEWHERE = """
+    SELECT start, storage, location FROM {table}
+    WHERE camera_id = %(camera)s AND (storage <> %(local)s OR location <> '')
+"""  # noqa: S608
+
+
+def _expired_day(table: str, day: datetime, cameras: dict[datetime, list[int]],
+                 now: datetime) -> bool:  # fmt: skip
+    """Whether every row of this day partition ended before its camera's cutoff and none is
+    under an active evidence lock."""
+    lookback = segment_lookback()
+    end = day + timedelta(days=1)
+    with connection.cursor() as cursor:
+        for cutoff, camera_ids in cameras.items():
+            if end + lookback <= cutoff:
+                continue  # the whole day of these cameras ended before their cutoff
+            since = day if cutoff <= day else max(day, cutoff - lookback)
+            cursor.execute(_UNEXPIRED.format(table=table),
+                           {"cameras": camera_ids, "since": since, "cutoff": cutoff})  # fmt: skip
+            if cursor.fetchone()[0]:
+                return False
+        cursor.execute(_LOCK_IN.format(table=table), {"now": now, "lo": day})
+        return not cursor.fetchone()[0]
+
+
+def _drop_expired_days(cameras: dict[datetime, list[int]], purges: dict[int, Purge],
+                       now: datetime) -> None:  # fmt: skip
+    """Purge the day partitions wholly past every cutoff: detached (committed, the rows are
+    gone from every query), their files deleted, then dropped. A detached day left over by
+    an interrupted run is finished here too."""
+    if not partitions.is_partitioned():
+        return
+    latest = max(cameras, default=None)
+    for partition in partitions.partitions() if latest else []:
+        if partition.end > latest:
+            break
+        if not _expired_day(partition.name, partition.start, cameras, now):
+            continue
+        # checked again once detached, in the same transaction: a lock or a row that arrived
+        # in between puts it back (rolled back)
+        detached = partitions.detach_for_purge(
+            partition, lambda table, day=partition.start: _expired_day(table, day, cameras, now)
+        )
+        if detached is None:
+            continue  # still needed, or the locks not granted in time: rows stay, per-row pass
+    for table, day in partitions.purging_tables():
+        _finish_day(table, day, purges)
+
+
+def _finish_day(table: str, day: datetime, purges: dict[int, Purge]) -> None:
+    """Count a detached day per camera, delete its files, drop it. Files at their canonical
+    place are the day's directory of each camera (the file name is the start's UTC second,
+    the directory its UTC day, so the directory holds this day's files and no other's)."""
+    local = Segment.Storage.LOCAL
+    with connection.cursor() as cursor:
+        cursor.execute(_DAY_TOTALS.format(table=table), {"local": local})
+        totals = cursor.fetchall()
+    for camera_id, count, size_bytes, first_start, last_end, elsewhere in totals:
+        if elsewhere:
+            with connection.cursor() as cursor:
+                cursor.execute(_STORED_ELSEWHERE.format(table=table),
+                               {"camera": camera_id, "local": local})  # fmt: skip
+                storage.delete_footage(camera_id, cursor.fetchall())
+        _remove_day_dir(camera_id, day)
+        purge = purges.setdefault(camera_id, Purge("retention", camera_id))
+        purge.add(first_start, last_end, size_bytes, count)
+    partitions.drop_purged(table)
+
+
+def _remove_day_dir(camera_id: int, day: datetime) -> None:
+    path = storage.day_dir(camera_id, day)
+    try:
+        entries = list(os.scandir(path))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.name.endswith(".ts") and entry.is_file(follow_symlinks=False):
+            storage.unlink(Path(entry.path))
+    storage.remove_empty_parents(path, storage.camera_dir(camera_id))
 
 
 def _locked_past(camera_ids: list[int], cutoff: datetime, now: datetime) -> list[Purge]:

@@ -16,6 +16,7 @@ its camera and start (the file name is the UTC second of the start): ``segment_f
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import shutil
@@ -30,6 +31,8 @@ from streaming.ffmpeg import SEGMENT_LIST, SEGMENT_NAME_PATTERN
 
 if TYPE_CHECKING:
     from recordings.models import Segment
+
+logger = logging.getLogger(__name__)
 
 INCOMING = "incoming"
 SEGMENT_NAME = re.compile(r"^\d{8}T\d{6}Z\.ts$")
@@ -131,6 +134,47 @@ def unlink_segments(camera_id: int, segments: Iterable[tuple[datetime, str]]) ->
                 continue
             found += 1
             break
+    return found
+
+
+def delete_footage(camera_id: int, rows: Iterable[tuple[datetime, int, str]]) -> int:
+    """Delete the footage of deleted segment rows, given each row's ``(start, storage,
+    location)``: local files as ``unlink_segments``, objects of the S3 tier (``location`` is
+    the key) with batched DeleteObjects. Returns how many local files were found plus how
+    many objects were asked to go. The bucket unreachable (or not configured): logged, the
+    objects stay (``check_footage`` finds them later as objects without a row)."""
+    from recordings import objectstore
+    from recordings.models import Segment
+
+    local: list[tuple[datetime, str]] = []
+    keys: list[str] = []
+    for start, tier, location in rows:
+        if tier == Segment.Storage.S3:
+            if location:
+                keys.append(location)
+        else:
+            local.append((start, location))
+    found = unlink_segments(camera_id, local) if local else 0
+    if keys:
+        if not objectstore.enabled():
+            logger.warning(
+                "delete_footage: camera %s: %d objects left in the bucket: S3 is not configured",
+                camera_id,
+                len(keys),
+            )
+            return found
+        try:
+            objectstore.delete_keys(keys)
+        except objectstore.ObjectStoreError as exc:
+            logger.warning(
+                "delete_footage: camera %s: %d objects left in the bucket (%s); "
+                "check_footage removes them later",
+                camera_id,
+                len(keys),
+                exc,
+            )
+            return found
+        found += len(keys)
     return found
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -23,7 +26,7 @@ from admin_ctx.models import Role, User
 from cidades.models import Camera
 from gtvision import crypto
 from gtvision.api import Conflict, RolePermission
-from recordings import evidence, media, queries, services, storage
+from recordings import evidence, media, queries, segment_io, services, storage
 from recordings.filters import (
     ClipFilterSet,
     EvidenceLockFilterSet,
@@ -45,9 +48,32 @@ from recordings.serializers import (
 )
 from recordings.tokens import PlaybackGrant, make_playback_token, read_playback_token, revoked
 
+logger = logging.getLogger(__name__)
 ALL_ROLES = set(Role.values)
 RECORDING_CONTROL_ROLES = {Role.ADMIN, Role.GESTOR}
 LAST_FRAME_MARGIN_S = 0.25  # seek this far before a segment's end for its last frame
+
+
+class StorageUnavailable(exceptions.APIException):
+    """503: the storage tier holding the recording cannot be reached now."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = _("The recording storage cannot be reached now; try again shortly.")
+    default_code = "storage_unavailable"
+
+
+@contextmanager
+def segment_errors(missing: str) -> Iterator[None]:
+    """A segment that cannot be read: 404 with ``missing`` when it is gone, 503 when its
+    tier is unreachable or it cannot be copied now (``recordings.segment_io``)."""
+    try:
+        yield
+    except segment_io.SegmentMissing as exc:
+        logger.warning("%s", exc)
+        raise exceptions.NotFound(missing) from exc
+    except segment_io.SegmentReadError as exc:
+        logger.warning("%s", exc)
+        raise StorageUnavailable from exc
 
 
 class FirstRendererNegotiation(BaseContentNegotiation):
@@ -364,7 +390,11 @@ def nearest_frame(camera: Camera, at: datetime | None) -> tuple[Segment, float] 
 class SnapshotView(CameraRecordingView):
     @extend_schema(
         parameters=[SnapshotQuery],
-        responses={(200, "image/jpeg"): OpenApiTypes.BINARY, 404: OpenApiResponse()},
+        responses={
+            (200, "image/jpeg"): OpenApiTypes.BINARY,
+            404: OpenApiResponse(),
+            503: OpenApiResponse(description="The storage tier of that recording is unreachable."),
+        },
     )
     def get(self, request, pk: int):
         camera = visible_camera(request, pk)
@@ -373,10 +403,15 @@ class SnapshotView(CameraRecordingView):
         if found is None:
             raise exceptions.NotFound(_("Nothing was recorded by this camera."))
         segment, offset = found
+        unreadable = _("No frame could be read from the recording.")
         try:
-            jpeg = media.snapshot(storage.segment_file(segment), offset)
+            with (
+                segment_errors(unreadable),
+                segment_io.local_copy([segment]) as [path],
+            ):
+                jpeg = media.snapshot(path, offset)
         except media.MediaError as exc:  # a damaged file: no frame there, not a server fault
-            raise exceptions.NotFound(_("No frame could be read from the recording.")) from exc
+            raise exceptions.NotFound(unreadable) from exc
         frame_at = segment.start + timedelta(seconds=max(offset, 0.0))
         services.audit_playback(
             camera, frame_at, frame_at, actor=request.user, request=request, kind="snapshot"
@@ -416,5 +451,5 @@ class SegmentMediaView(APIView):
         grant = request.auth if isinstance(request.auth, PlaybackGrant) else None
         if grant is None or not grant.covers(segment.camera_id, segment.start, segment.end):
             raise exceptions.NotFound
-        path = storage.segment_file(segment)
-        return ranged_file_response(request, path, "video/mp2t")
+        with segment_errors(_("This recorded segment is no longer available.")):
+            return segment_io.segment_response(request, segment, "video/mp2t")

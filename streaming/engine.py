@@ -17,9 +17,16 @@ def engine_name() -> str:
     return settings.MEDIA_ENGINE
 
 
-def live_dir(camera_id: int) -> Path:
-    """Where the embedded engine writes a camera's live HLS."""
-    return Path(settings.LIVE_DIR) / f"cam{camera_id}"
+def live_dir(camera_id: int, profile: str = "main") -> Path:
+    """Where the embedded engine writes a camera's live HLS of ``profile`` (``main``: the
+    camera's stream, ``sub``: its substream)."""
+    suffix = "" if profile == "main" else f"-{profile}"
+    return Path(settings.LIVE_DIR) / f"cam{camera_id}{suffix}"
+
+
+def stream_live_dir(stream: Stream) -> Path:
+    """Where the embedded engine writes ``stream``'s live HLS."""
+    return live_dir(stream.camera_id, getattr(stream, "profile", "main") or "main")
 
 
 def stream_urls(stream: Stream, user, request) -> dict[str, str | None]:

@@ -132,6 +132,58 @@ def _pattern_dir(directory: str | Path) -> str:
     return path
 
 
+def _hls_options(hls_dir: str | Path, hls_time: int, hls_list_size: int) -> list[tuple[str, str]]:
+    hls = _pattern_dir(hls_dir)
+    return [
+        ("hls_time", str(hls_time)),
+        ("hls_list_size", str(hls_list_size)),
+        ("hls_start_number_source", "epoch"),
+        # The first segment closes on the first keyframe after 1 s, not after hls_time: with
+        # a GOP of hls_time (2 s) the first keyframe comes a frame short of it and the first
+        # playlist waited a whole extra GOP (4 s to play instead of 2 s).
+        ("hls_init_time", str(min(1, hls_time))),
+        ("hls_flags", "delete_segments+independent_segments+program_date_time+temp_file"),
+        ("hls_segment_filename", f"{hls}/seg_%d.ts"),
+    ]
+
+
+def _segment_options(record_dir: str | Path, segment_seconds: int) -> list[tuple[str, str]]:
+    record = os.path.abspath(record_dir)
+    return [
+        ("segment_time", str(segment_seconds)),
+        ("segment_format", "mpegts"),
+        ("segment_format_options", "flush_packets=1"),  # a kill -9 loses < 1 frame
+        ("reset_timestamps", "1"),
+        ("strftime", "1"),
+        ("segment_list", os.path.join(record, SEGMENT_LIST)),
+        ("segment_list_type", "csv"),
+        ("segment_list_flags", "+live"),
+    ]
+
+
+def _head_and_inputs(
+    source_url: str,
+    *,
+    stall_timeout_s: float,
+    include_audio: bool,
+    analyze_s: float | None,
+    source_file: str | Path | None,
+) -> list[str]:
+    """FFmpeg, its input (from ``source_file`` when given) and the stream maps."""
+    maps = ["-map", "0:v"] + (["-map", "0:a?"] if include_audio else [])
+    probe = [] if analyze_s is None else ["-analyzeduration", str(int(analyze_s * 1_000_000))]
+    if source_file is not None:
+        inputs = [*probe, *source_input_args(source_file)]
+    else:
+        inputs = [*_input_args(source_url, stall_timeout_s), *probe, "-i", source_url]
+    head = [ffmpeg_exe(), *_COMMON, "-fflags", "+genpts+discardcorrupt"]
+    return [*head, *inputs, *maps, "-c", "copy", *_PROGRESS]
+
+
+def _flat(options: Sequence[tuple[str, str]]) -> list[str]:
+    return [arg for key, value in options for arg in (f"-{key}", value)]
+
+
 def live_argv(
     source_url: str,
     hls_dir: str | Path,
@@ -157,43 +209,64 @@ def live_argv(
     ``analyze_s`` caps input probing (FFmpeg's default, 5 s, delays an MPEG-TS source's start).
     With ``source_file``, FFmpeg reads the source from that file, which the caller writes with
     ``source_script(source_url, ...)``: ``source_url`` is then not on the command line.
+
+    The embedded engine runs ``record_argv`` and, while a live stream is active, ``hls_argv``
+    instead (HLS only while watched); this single-process form stays for tools and tests.
     """
-    hls = _pattern_dir(hls_dir)
-    hls_options = [
-        ("hls_time", str(hls_time)),
-        ("hls_list_size", str(hls_list_size)),
-        ("hls_start_number_source", "epoch"),
-        # The first segment closes on the first keyframe after 1 s, not after hls_time: with
-        # a GOP of hls_time (2 s) the first keyframe comes a frame short of it and the first
-        # playlist waited a whole extra GOP (4 s to play instead of 2 s).
-        ("hls_init_time", str(min(1, hls_time))),
-        ("hls_flags", "delete_segments+independent_segments+program_date_time+temp_file"),
-        ("hls_segment_filename", f"{hls}/seg_%d.ts"),
-    ]
     playlist = os.path.join(os.path.abspath(hls_dir), HLS_PLAYLIST)
-    outputs = [_tee_output("hls", hls_options, playlist)]
+    outputs = [_tee_output("hls", _hls_options(hls_dir, hls_time, hls_list_size), playlist)]
     if record_dir is not None:
-        record = os.path.abspath(record_dir)
-        segment_options = [
-            ("segment_time", str(segment_seconds)),
-            ("segment_format", "mpegts"),
-            ("segment_format_options", "flush_packets=1"),  # a kill -9 loses < 1 frame
-            ("reset_timestamps", "1"),
-            ("strftime", "1"),
-            ("segment_list", os.path.join(record, SEGMENT_LIST)),
-            ("segment_list_type", "csv"),
-            ("segment_list_flags", "+live"),
-        ]
-        pattern = f"{_pattern_dir(record)}/{SEGMENT_NAME_PATTERN}"
-        outputs.append(_tee_output("segment", segment_options, pattern))
-    maps = ["-map", "0:v"] + (["-map", "0:a?"] if include_audio else [])
-    probe = [] if analyze_s is None else ["-analyzeduration", str(int(analyze_s * 1_000_000))]
-    if source_file is not None:
-        inputs = [*probe, *source_input_args(source_file)]
-    else:
-        inputs = [*_input_args(source_url, stall_timeout_s), *probe, "-i", source_url]
-    head = [ffmpeg_exe(), *_COMMON, "-fflags", "+genpts+discardcorrupt"]
-    return [*head, *inputs, *maps, "-c", "copy", *_PROGRESS, "-f", "tee", "|".join(outputs)]
+        pattern = f"{_pattern_dir(record_dir)}/{SEGMENT_NAME_PATTERN}"
+        outputs.append(_tee_output("segment", _segment_options(record_dir, segment_seconds),
+                                   pattern))  # fmt: skip
+    head = _head_and_inputs(source_url, stall_timeout_s=stall_timeout_s,
+                            include_audio=include_audio, analyze_s=analyze_s,
+                            source_file=source_file)  # fmt: skip
+    return [*head, "-f", "tee", "|".join(outputs)]
+
+
+def record_argv(
+    source_url: str,
+    record_dir: str | Path,
+    *,
+    segment_seconds: int = 10,
+    stall_timeout_s: float = DEFAULT_SOCKET_TIMEOUT_S,
+    include_audio: bool = False,
+    analyze_s: float | None = None,
+    source_file: str | Path | None = None,
+) -> list[str]:
+    """A recorder only: ``source_url`` to ``segment_seconds`` MPEG-TS files, codec copy.
+
+    The same files, names and ``segments.csv`` as ``live_argv(record_dir=...)``, straight
+    through the segment muxer (no ``tee``, no HLS): what ``ffmpeg -c copy -f segment`` costs,
+    plus ``-progress`` (the supervisor's stall detection). Live HLS of a recorded camera is a
+    separate ``hls_argv`` process while someone watches, so this one never restarts for it.
+    """
+    head = _head_and_inputs(source_url, stall_timeout_s=stall_timeout_s,
+                            include_audio=include_audio, analyze_s=analyze_s,
+                            source_file=source_file)  # fmt: skip
+    pattern = f"{_pattern_dir(record_dir)}/{SEGMENT_NAME_PATTERN}"
+    options = _segment_options(record_dir, segment_seconds)
+    return [*head, "-f", "segment", *_flat(options), pattern]
+
+
+def hls_argv(
+    source_url: str,
+    hls_dir: str | Path,
+    *,
+    hls_time: int = 2,
+    hls_list_size: int = 6,
+    stall_timeout_s: float = DEFAULT_SOCKET_TIMEOUT_S,
+    include_audio: bool = False,
+    analyze_s: float | None = None,
+    source_file: str | Path | None = None,
+) -> list[str]:
+    """Live HLS only: ``hls_dir/index.m3u8`` as in ``live_argv``, through the hls muxer."""
+    head = _head_and_inputs(source_url, stall_timeout_s=stall_timeout_s,
+                            include_audio=include_audio, analyze_s=analyze_s,
+                            source_file=source_file)  # fmt: skip
+    playlist = os.path.join(os.path.abspath(hls_dir), HLS_PLAYLIST)
+    return [*head, "-f", "hls", *_flat(_hls_options(hls_dir, hls_time, hls_list_size)), playlist]
 
 
 def snapshot_argv(input_path: str | Path, at_offset_s: float, out_path: str | Path) -> list[str]:

@@ -14,10 +14,20 @@ class Stream(models.Model):
         RUNNING = "RUNNING", _("running")
         ERROR = "ERROR", _("error")
 
+    class Profile(models.TextChoices):
+        """Which of the camera's streams: the main one (camera page, recording) or its
+        low-resolution substream (grids, mosaics; the main one when it has none)."""
+
+        MAIN = "main", _("main stream")
+        SUB = "sub", _("substream")
+
     ACTIVE = (Status.STARTING, Status.RUNNING, Status.ERROR)
 
     camera = models.ForeignKey(
         "cidades.Camera", on_delete=models.CASCADE, related_name="streams", verbose_name=_("camera")
+    )
+    profile = models.CharField(
+        _("profile"), max_length=4, choices=Profile.choices, default=Profile.MAIN
     )
     status = models.CharField(
         _("status"), max_length=10, choices=Status.choices, default=Status.STARTING
@@ -56,15 +66,15 @@ class Stream(models.Model):
         verbose_name_plural = _("streams")
         constraints = [
             models.UniqueConstraint(
-                fields=["camera"],
+                fields=["camera", "profile"],
                 condition=models.Q(status__in=["STARTING", "RUNNING", "ERROR"]),
-                name="one_active_stream_per_camera",
+                name="one_active_stream_per_camera_profile",
             )
         ]
         indexes = [models.Index(fields=["status"])]
 
     def __str__(self) -> str:
-        return f"stream {self.pk} of camera {self.camera_id} ({self.status})"
+        return f"stream {self.pk} ({self.profile}) of camera {self.camera_id} ({self.status})"
 
     @property
     def is_active(self) -> bool:
@@ -120,3 +130,58 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.beat_at:%H:%M:%S}"
+
+
+class RecorderNode(models.Model):
+    """A media supervisor process (``manage.py media_supervisor``): it pulls the cameras it
+    holds a ``CameraLease`` on (streaming/leases.py, docs/scaling.md)."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    host = models.CharField(_("host"), max_length=255)
+    pid = models.IntegerField()
+    capacity = models.PositiveIntegerField(_("capacity"))
+    # Where other processes reach this node inside the installation (docs/scaling.md).
+    internal_url = models.CharField(_("internal URL"), max_length=300, blank=True)
+    started_at = models.DateTimeField(_("started at"))
+    heartbeat_at = models.DateTimeField(_("heartbeat at"))
+    draining = models.BooleanField(_("draining"), default=False)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("recorder node")
+        verbose_name_plural = _("recorder nodes")
+
+    def __str__(self) -> str:
+        return f"node {self.name}"
+
+
+class CameraLease(models.Model):
+    """Which node pulls a camera, until ``expires_at`` unless renewed. ``generation`` grows at
+    every claim: a node renews only the generation it claimed (fencing)."""
+
+    camera = models.OneToOneField(
+        "cidades.Camera",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="lease",
+        verbose_name=_("camera"),
+    )
+    node = models.ForeignKey(
+        RecorderNode,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="leases",
+        verbose_name=_("node"),
+    )
+    generation = models.BigIntegerField(_("generation"), default=0)
+    expires_at = models.DateTimeField(_("expires at"))
+    acquired_at = models.DateTimeField(_("acquired at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["camera_id"]
+        verbose_name = _("camera lease")
+        verbose_name_plural = _("camera leases")
+
+    def __str__(self) -> str:
+        return f"lease of camera {self.camera_id} (node {self.node_id}, gen {self.generation})"

@@ -14,11 +14,13 @@ a previous one.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import ctypes
 import enum
 import logging
 import os
+import selectors
 import signal
 import subprocess
 import threading
@@ -189,49 +191,195 @@ class FFmpegSnapshot:
     next_start_at: float | None = None
 
 
+class _PipeReader:
+    """One thread drains the stdout and stderr pipes of every child of this process.
+
+    Two threads per FFmpeg (a camera) cost memory (a stack each) and a GIL hand-over per
+    progress block; one thread waiting on all the pipes at once does the same reading. A
+    callback gets each chunk read (``str``), then ``None`` at end of file. Registration goes
+    through a queue and a wake-up pipe: only the reader thread touches the selector.
+    """
+
+    CHUNK = 65536
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._added: list[tuple[int, Callable[[str | None], None]]] = []
+        self._thread: threading.Thread | None = None
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+
+    def add(self, fd: int, callback: Callable[[str | None], None]) -> None:
+        with self._lock:
+            self._added.append((fd, callback))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="ffmpeg-pipes",
+                                                daemon=True)  # fmt: skip
+                self._thread.start()
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_w, b"\0")
+
+    def _loop(self) -> None:
+        selector = selectors.DefaultSelector()
+        selector.register(self._wake_r, selectors.EVENT_READ)
+        decoders: dict[int, codecs.IncrementalDecoder] = {}
+        while True:
+            for key, _ in selector.select():
+                fd = key.fd
+                if fd == self._wake_r:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_r, 4096)
+                    with self._lock:
+                        added, self._added = self._added, []
+                    for new_fd, callback in added:
+                        with contextlib.suppress(KeyError):  # an old pipe closed unread
+                            selector.unregister(new_fd).data(None)
+                        decoders[new_fd] = codecs.getincrementaldecoder("utf-8")("replace")
+                        selector.register(new_fd, selectors.EVENT_READ, callback)
+                    continue
+                try:
+                    data = os.read(fd, self.CHUNK)
+                except OSError:
+                    data = b""
+                callback = key.data
+                try:
+                    if data:
+                        callback(decoders[fd].decode(data))
+                        continue
+                    selector.unregister(fd)
+                    tail = decoders.pop(fd).decode(b"", final=True)
+                    if tail:
+                        callback(tail)
+                    callback(None)
+                except Exception:  # a callback's bug must not stop every camera's reading
+                    logger.exception("ffmpeg pipe reader failed")
+
+
+_pipes = _PipeReader()
+
+
+PROGRESS_KEEP = 65536  # unfinished -progress output kept, at most
+
+
+def last_progress_block(text: str) -> tuple[str | None, str]:
+    """``(last complete block, rest)`` of ``-progress`` output: a block is the lines up to
+    and including a ``progress=`` line; ``rest`` follows the last one (the next block's
+    beginning). ``(None, text)`` when no block ends in ``text``."""
+    complete = text.rfind("\n") + 1
+    marker = text.rfind("\nprogress=", 0, complete)
+    if marker >= 0:
+        line = marker + 1
+    elif text.startswith("progress=") and complete:
+        line = 0
+    else:
+        return None, text[-PROGRESS_KEEP:]
+    end = text.index("\n", line) + 1
+    previous = text.rfind("\nprogress=", 0, max(0, line - 1))
+    if previous >= 0:
+        start = text.index("\n", previous + 1) + 1
+    elif line > 0 and text.startswith("progress="):
+        start = text.index("\n") + 1
+    else:
+        start = 0
+    return text[start:end], text[end:]
+
+
+def _value(block: str, key: str) -> str:
+    """The raw value of ``key=`` in a -progress block ("" when absent)."""
+    if block.startswith(f"{key}="):
+        start = len(key) + 1
+    else:
+        index = block.find(f"\n{key}=")
+        if index < 0:
+            return ""
+        start = index + len(key) + 2
+    end = block.find("\n", start)
+    return block[start : end if end >= 0 else len(block)].strip()
+
+
+def _number(value: str) -> bool:
+    """Whether a raw frame/out_time_us value is a non-zero number (N/A and 0 are not)."""
+    try:
+        return int(value) != 0
+    except ValueError:
+        return False
+
+
 class _Run:
-    """One child process and the two threads that drain its pipes."""
+    """One child process; the shared pipe reader drains its stdout (progress) and stderr."""
 
     def __init__(self, proc: subprocess.Popen[str], clock: Callable[[], float]) -> None:
         self.proc = proc
         self.clock = clock
         self.started_at = clock()
         self.lock = threading.Lock()
-        self.progress: dict[str, object] = {}
+        self._block = ""  # the last complete -progress block, parsed when asked for
+        self._parsed: dict[str, object] | None = {}
+        self._signature: tuple[str, str] = ("", "")  # its frame and out_time_us, raw
         self.progress_at: float | None = None
         self.changed_at: float | None = None  # last time out_time_us/frame advanced
         self.stderr: deque[str] = deque(maxlen=STDERR_LINES)
         self.kill_deadline: float | None = None  # set when we asked it to stop
-        self.threads = [
-            threading.Thread(target=self._read_progress, daemon=True),
-            threading.Thread(target=self._read_stderr, daemon=True),
-        ]
-        for thread in self.threads:
-            thread.start()
+        self._partial = {"out": "", "err": ""}  # an incomplete last line, per pipe
+        self._open = 2
+        self._drained = threading.Event()
+        assert proc.stdout is not None and proc.stderr is not None
+        _pipes.add(proc.stdout.fileno(), self._on_progress)
+        _pipes.add(proc.stderr.fileno(), self._on_stderr)
 
-    def _read_progress(self) -> None:
-        parser = ProgressParser()
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            block = parser.feed(line)
-            if block is None:
-                continue
+    def _lines(self, pipe: str, chunk: str | None) -> list[str]:
+        if chunk is None:  # end of file: the last line, even without its newline
+            lines, self._partial[pipe] = [self._partial[pipe]], ""
+            return [line for line in lines if line]
+        lines = (self._partial[pipe] + chunk).split("\n")
+        self._partial[pipe] = lines.pop()
+        return lines
+
+    def _on_progress(self, chunk: str | None) -> None:
+        # Only the last complete block of what arrived matters: found with string searches,
+        # its two stall-detection values read at once, the rest parsed when someone asks
+        # (``progress``): FFmpeg writes a block every half second, the loop reads one a pass.
+        text = self._partial["out"] + (chunk or "")
+        if chunk is None and text and not text.endswith("\n"):
+            text += "\n"  # end of file: the last line is complete
+        block, self._partial["out"] = last_progress_block(text)
+        if block is not None:
+            signature = (_value(block, "frame"), _value(block, "out_time_us"))
+            now = self.clock()
             with self.lock:
-                signature = (block.get("out_time_us"), block.get("frame"))
-                previous = (self.progress.get("out_time_us"), self.progress.get("frame"))
-                if signature != previous and any(v for v in signature):
-                    self.changed_at = self.clock()
-                self.progress = block
-                self.progress_at = self.clock()
+                if signature != self._signature and any(_number(v) for v in signature):
+                    self.changed_at = now
+                self._signature = signature
+                self._block, self._parsed = block, None
+                self.progress_at = now
+        if chunk is None:
+            self._closed()
 
-    def _read_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.stderr.append(line.rstrip("\n"))
+    @property
+    def progress(self) -> dict[str, object]:
+        """The last complete block, parsed (``ProgressParser``); call it under ``lock``."""
+        if self._parsed is None:
+            parser = ProgressParser()
+            parsed: dict[str, object] = {}
+            for line in self._block.split("\n"):
+                parsed = parser.feed(line) or parsed
+            self._parsed = parsed
+        return self._parsed
+
+    def _on_stderr(self, chunk: str | None) -> None:
+        self.stderr.extend(line.rstrip("\r") for line in self._lines("err", chunk))
+        if chunk is None:
+            self._closed()
+
+    def _closed(self) -> None:
+        with self.lock:
+            self._open -= 1
+            if self._open == 0:
+                self._drained.set()
 
     def join(self, timeout: float = 1.0) -> None:
-        for thread in self.threads:
-            thread.join(timeout)
+        """Wait until both pipes are read to their end (the child has exited)."""
+        self._drained.wait(timeout)
 
 
 class ManagedFFmpeg:

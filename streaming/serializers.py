@@ -7,20 +7,41 @@ from streaming.models import RecorderStatus, Stream
 class StreamSerializer(serializers.ModelSerializer):
     stream_id = serializers.IntegerField(source="pk", read_only=True)
     camera_id = serializers.IntegerField(read_only=True)
+    node = serializers.SerializerMethodField(
+        help_text="The recorder node pulling the camera (null when none does)."
+    )
 
     class Meta:
         model = Stream
         fields = [
             "stream_id",
             "camera_id",
+            "profile",
             "status",
             "started_at",
             "stopped_at",
             "last_error",
             "on_demand",
             "last_viewed_at",
+            "node",
         ]
         read_only_fields = fields
+
+    def get_node(self, stream: Stream) -> str | None:
+        """One query for a whole page of a list, one for a single stream."""
+        from streaming.leases import node_of_cameras
+
+        if not stream.is_active:
+            return None
+        nodes = self.context.get("_nodes")
+        if nodes is None:
+            listing = isinstance(self.parent, serializers.ListSerializer)
+            page = self.parent.instance if listing else None
+            ids = [s.camera_id for s in page] if page is not None else [stream.camera_id]
+            nodes = node_of_cameras(ids)
+            if page is not None:
+                self.context["_nodes"] = nodes
+        return nodes.get(stream.camera_id)
 
 
 class StreamStartSerializer(serializers.Serializer):
@@ -30,6 +51,13 @@ class StreamStartSerializer(serializers.Serializer):
         help_text="true: opened for a viewer, who keeps it alive with POST "
         "/api/streams/{id}/keepalive; it stops by itself VIEWER_IDLE_SECONDS (default 45) "
         "after the last keep-alive. false (default): runs until stopped.",
+    )
+    profile = serializers.ChoiceField(
+        choices=Stream.Profile.choices,
+        default=Stream.Profile.MAIN,
+        help_text='"main" (default): the camera\'s main stream (the camera page). "sub": its '
+        "low-resolution substream, for grids and mosaics; a camera without one plays its main "
+        "stream. One active stream per camera and profile.",
     )
 
 
@@ -64,7 +92,7 @@ class StreamStartedSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Stream
-        fields = ["stream_id", "camera_id", "status", "on_demand"]
+        fields = ["stream_id", "camera_id", "profile", "status", "on_demand"]
         read_only_fields = fields
 
 

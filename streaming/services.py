@@ -58,15 +58,26 @@ def _publish_status(stream: Stream) -> None:
             stream_id=stream.pk,
             status=stream.status,
             last_error=stream.last_error,
+            profile=stream.profile,
         )
     )
 
 
 def _sync_camera_status(stream: Stream) -> None:
     status = stream.status
-    if status == Stream.Status.STOPPED:  # a camera still recorded shows its recorder's state
+    if status == Stream.Status.STOPPED:
+        # the camera's other stream (main or sub) still running shows its state; else a
+        # camera still recorded shows its recorder's state
+        other = (
+            Stream.objects.filter(camera_id=stream.camera_id, status__in=Stream.ACTIVE)
+            .exclude(pk=stream.pk)
+            .first()
+        )
         recorder = RecorderStatus.objects.filter(camera_id=stream.camera_id).first()
-        status = recorder.status if recorder is not None else status
+        if other is not None:
+            status = other.status
+        elif recorder is not None:
+            status = recorder.status
     _set_camera_status(stream.camera, status)
 
 
@@ -97,8 +108,13 @@ def start_stream(
     actor: User | None,
     request: HttpRequest | None = None,
     on_demand: bool = False,
+    profile: str = Stream.Profile.MAIN,
 ) -> Stream:
     """Ask for a live stream of the camera; the media supervisor brings it up.
+
+    ``profile``: ``"main"`` (the camera page) or ``"sub"`` (grids, mosaics: the camera's
+    low-resolution substream, or its main stream when it has none). One active stream per
+    camera and profile.
 
     ``on_demand``: opened for a viewer, it stops by itself ``VIEWER_IDLE_SECONDS`` after the
     last keep-alive (``keep_alive``). An explicit start (not on demand) runs until stopped.
@@ -109,19 +125,23 @@ def start_stream(
     now = timezone.now()
     with transaction.atomic():
         camera = Camera.objects.select_for_update().get(pk=camera.pk)
-        active = Stream.objects.filter(camera=camera, status__in=Stream.ACTIVE).first()
+        active = Stream.objects.filter(
+            camera=camera, profile=profile, status__in=Stream.ACTIVE
+        ).first()
         if active is None:
             if not camera.enabled:
                 raise Conflict(_("This camera is disabled."), camera_id=camera.pk)
             stream = Stream.objects.create(
                 camera=camera,
+                profile=profile,
                 status=Stream.Status.STARTING,
                 started_by=actor,
                 on_demand=on_demand,
                 last_viewed_at=now if on_demand else None,
             )
             audit.record("stream.start", actor=actor, request=request, target=stream.camera,
-                         details={"stream_id": stream.pk, "on_demand": on_demand})  # fmt: skip
+                         details={"stream_id": stream.pk, "on_demand": on_demand,
+                                  "profile": profile})  # fmt: skip
             _publish_status(stream)
             wake_supervisor()
             return stream
@@ -133,12 +153,13 @@ def start_stream(
             active.save(update_fields=["on_demand"])
             audit.record("stream.start", actor=actor, request=request, target=camera,
                          details={"stream_id": active.pk, "on_demand": False,
-                                  "promoted": True})  # fmt: skip
+                                  "profile": profile, "promoted": True})  # fmt: skip
     raise Conflict(
         _("This camera already has an active stream."),
         stream_id=active.pk,
         status=active.status,
         on_demand=active.on_demand,
+        profile=active.profile,
     )
 
 

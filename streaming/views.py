@@ -25,7 +25,7 @@ from rest_framework_simplejwt.authentication import JWTAuthentication
 from admin_ctx.models import User
 from cidades.models import Camera
 from gtvision.api import RolePermission
-from streaming import engine, services
+from streaming import engine, livehop, services
 from streaming.filters import StreamFilterSet
 from streaming.models import RecorderStatus, Stream
 from streaming.serializers import (
@@ -57,8 +57,9 @@ class StreamViewSet(viewsets.ReadOnlyModelViewSet):
         responses={
             201: StreamStartedSerializer,
             409: OpenApiResponse(
-                description="The camera already has an active stream (body: `detail`, "
-                "`stream_id`, `status`, `on_demand`: join it) or is disabled (`camera_id`). "
+                description="The camera already has an active stream of that `profile` "
+                "(body: `detail`, `stream_id`, `status`, `on_demand`, `profile`: join it) or is "
+                "disabled (`camera_id`). "
                 "With `on_demand: true` the conflict also counts as a keep-alive; without it, "
                 "an on-demand stream becomes explicit (runs until stopped)."
             ),
@@ -68,6 +69,8 @@ class StreamViewSet(viewsets.ReadOnlyModelViewSet):
         "every ~15 s while they watch (fetching the live HLS also counts): the stream stops by "
         "itself `VIEWER_IDLE_SECONDS` (default 45) after the last one. Without `on_demand` "
         "(an explicit start) the stream runs until `POST /api/streams/{id}/stop`. "
+        'Grids and mosaics ask for `"profile": "sub"`, the camera\'s low-resolution substream '
+        "(its main stream when it has none); the camera page for the main one (the default). "
         "Recording never depends on viewers.",
     )
     @action(detail=False, methods=["post"])
@@ -82,6 +85,7 @@ class StreamViewSet(viewsets.ReadOnlyModelViewSet):
             actor=request.user,
             request=request,
             on_demand=body.validated_data["on_demand"],
+            profile=body.validated_data["profile"],
         )
         return Response(StreamStartedSerializer(stream).data, status=status.HTTP_201_CREATED)
 
@@ -178,23 +182,29 @@ class LiveMediaView(APIView):
             raise Http404
         if not LIVE_FILE.match(name) or not stream.is_active:
             raise Http404
-        path = engine.live_dir(stream.camera_id) / name
+        path = engine.stream_live_dir(stream) / name
         services.touch_viewed(stream)  # someone watches: an on-demand stream stays up
         if name.endswith(".m3u8"):
             try:
                 text = path.read_text()
             except OSError as exc:  # missing, or a name the filesystem refuses
-                raise Http404 from exc
+                remote = livehop.fetch(stream, name)  # written by another node (docs/scaling.md)
+                if remote is None:
+                    raise Http404 from exc
+                text = remote.decode()
             if auth is not None:
                 text = _with_token(text, auth["token"])
             response = HttpResponse(text, content_type="application/vnd.apple.mpegurl")
             response["Cache-Control"] = "no-cache"
             return response
+        content_type = "video/mp2t" if name.endswith(".ts") else mimetypes.guess_type(name)[0]
         try:
             handle = path.open("rb")
         except OSError as exc:  # missing, or a name the filesystem refuses
-            raise Http404 from exc
-        content_type = "video/mp2t" if name.endswith(".ts") else mimetypes.guess_type(name)[0]
+            remote = livehop.fetch(stream, name)  # written by another node (docs/scaling.md)
+            if remote is None:
+                raise Http404 from exc
+            return HttpResponse(remote, content_type=content_type or "application/octet-stream")
         return FileResponse(handle, content_type=content_type or "application/octet-stream")
 
 

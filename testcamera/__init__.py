@@ -33,7 +33,7 @@ BIND_RETRY_SECONDS = 3.0
 INSTALL_HINT = "the RTSP test camera is not available: run scripts/install-test-deps"
 
 # Extra server options accepted as keyword arguments (see server.py --help).
-OPTIONS = frozenset({"width", "height", "fps", "keyint", "bitrate", "frames_dir"})
+OPTIONS = frozenset({"width", "height", "fps", "keyint", "bitrate", "frames_dir", "replay_seconds"})
 
 
 @functools.cache
@@ -59,6 +59,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _ffmpeg_exe() -> str:
+    """FFmpeg with libx264 (imageio-ffmpeg's, as the project uses), else the PATH's."""
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        return "ffmpeg"
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
 class TestCamera:
     """A GStreamer RTSP server with one synthetic H.264 stream per mount."""
 
@@ -72,10 +81,17 @@ class TestCamera:
         port: int | None = None,
         user: str | None = None,
         password: str | None = None,
+        replay: bool = False,
+        clock: bool = False,
         **opts: int | str,
     ) -> None:
         """Configure the camera; ``opts`` are width, height, fps, keyint, bitrate (kbit/s), and
-        frames_dir (plate mode: stream that directory's *.jpg frames, looped)."""
+        frames_dir (plate mode: stream that directory's *.jpg frames, looped), replay_seconds
+        (replay mode: the clip's length, default 20).
+
+        ``replay``: serve a clip encoded once (cached on disk, see testcamera/replay.py),
+        looped, instead of encoding live for every client: cheap enough for 100 mounts.
+        ``clock``: every frame carries its capture time (testcamera/clock.py)."""
         unknown = set(opts) - OPTIONS
         if unknown:
             raise TypeError(f"unknown TestCamera options: {sorted(unknown)}")
@@ -86,6 +102,8 @@ class TestCamera:
         self.user = user
         self.password = password
         self.opts = dict(opts)
+        self.replay = replay
+        self.clock = clock
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
 
@@ -102,6 +120,10 @@ class TestCamera:
         if self.user is not None and self.password is not None:
             argv += [f"--user={self.user}", f"--password={self.password}"]
         argv += [f"--{name.replace('_', '-')}={value}" for name, value in sorted(self.opts.items())]
+        if self.replay:
+            argv += ["--replay", f"--ffmpeg={_ffmpeg_exe()}"]
+        if self.clock:
+            argv.append("--clock")
         return argv
 
     @property
@@ -213,7 +235,8 @@ class TestCamera:
 
     def __repr__(self) -> str:
         state = "running" if self.is_running else "stopped"
-        return f"<TestCamera {HOST}:{self.port} mounts={list(self.mounts)} {state}>"
+        mode = " replay" if self.replay else ""
+        return f"<TestCamera{mode} {HOST}:{self.port} mounts={list(self.mounts)} {state}>"
 
 
 __all__ = ["INSTALL_HINT", "TestCamera", "available", "free_port"]

@@ -37,9 +37,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bitrate", type=int, default=1000, help="kbit/s")
     parser.add_argument("--parent-pid", type=int, help="exit when this process goes away")
     parser.add_argument("--frames-dir", help="plate mode: stream these *.jpg frames, looped")
+    parser.add_argument(
+        "--clock", action="store_true", help="clock mode: wall-clock ms drawn in every frame"
+    )
+    parser.add_argument(
+        "--replay",
+        nargs="?",
+        const="",
+        metavar="FILE",
+        help="replay mode: serve pre-encoded H.264 looped (FILE: an AUD-delimited Annex B clip "
+        "from replay.encode; without FILE it is encoded now with --ffmpeg)",
+    )
+    parser.add_argument("--ffmpeg", default="ffmpeg", help="FFmpeg for --replay without FILE")
+    parser.add_argument("--replay-seconds", type=int, default=20, help="replay clip length")
     args = parser.parse_args(argv)
     if (args.user is None) != (args.password is None):
         parser.error("--user and --password go together")
+    if args.replay is not None and (args.clock or args.frames_dir):
+        parser.error("--replay serves its own clip: not with --clock or --frames-dir")
     return args
 
 
@@ -77,12 +92,30 @@ def build_server(args: argparse.Namespace) -> GstRtspServer.RTSPServer:
 
         frames = image_source.load_frames(args.frames_dir)
         launch = image_source.launch_line(args.fps, args.keyint, args.bitrate)
+    units = None
+    if args.replay is not None:
+        import replay
+
+        clip = args.replay or replay.encode(
+            args.ffmpeg, width=args.width, height=args.height, fps=args.fps,
+            keyint=args.keyint, bitrate=args.bitrate, seconds=args.replay_seconds,
+        )  # fmt: skip
+        units = replay.load(clip)
+        launch = replay.launch_line()
+    if args.clock:  # testcamera/clock.py
+        import clock
+
+        launch = clock.launch_line(args.width, args.height, args.fps, args.keyint, args.bitrate)
     mounts = server.get_mount_points()
     for name in filter(None, (m.strip() for m in args.mounts.split(","))):
         factory = GstRtspServer.RTSPMediaFactory()
         factory.set_launch(launch)
+        if args.clock:
+            clock.attach(factory, args.width, args.height, args.fps)
         if frames is not None:
             image_source.attach(factory, frames, args.fps)
+        if units is not None:
+            replay.attach(factory, units, args.fps)
         # Shared media crashed in gst-rtsp-server 1.22 with simultaneous first clients.
         factory.set_shared(False)
         if args.user is not None:

@@ -5,6 +5,7 @@ from rest_framework.test import APIClient
 
 from admin_ctx.models import Role
 from tests.factories import AdminFactory, CameraFactory, PrefeituraFactory, UserFactory
+from tests.s3 import s3_server, s3_settings  # noqa: F401 - fixtures (real weed mini)
 
 
 @pytest.fixture(autouse=True)

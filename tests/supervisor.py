@@ -99,7 +99,13 @@ def media_processes(fragment: str = "") -> list[int]:
 
     The camera URL is not on FFmpeg's command line but in its source file (``-i
     X.ffconcat``, 0600, kept while FFmpeg runs): the fragment is looked for there too."""
-    pids = []
+    return [pid for pid, text in media_sources().items() if fragment.encode() in text]
+
+
+def media_sources() -> dict[int, bytes]:
+    """Every media supervisor's FFmpeg: PID -> its command line plus its source files (one
+    pass over /proc, for callers counting many cameras at once)."""
+    found: dict[int, bytes] = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -117,6 +123,5 @@ def media_processes(fragment: str = "") -> list[int]:
                     cmdline += b" " + Path(arg.decode(errors="replace")).read_bytes()
                 except OSError:
                     continue
-        if fragment.encode() in cmdline:
-            pids.append(int(name))
-    return pids
+        found[int(name)] = cmdline
+    return found

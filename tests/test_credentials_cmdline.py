@@ -94,13 +94,15 @@ def test_password_never_on_a_command_line_log_or_error(tmp_path, settings):
         wait_for(lambda: Stream.objects.get(pk=wrong_id).status == "ERROR", timeout=45)
 
         # FFmpeg runs with the URL in a file only its owner can read
+        # (two: the recorder and, while the stream is active, its live HLS writer)
         pids = media_processes(f":{server.port}/cam1")
-        assert len(pids) == 1
-        argv = Path(f"/proc/{pids[0]}/cmdline").read_bytes().split(b"\0")
-        source = Path(argv[argv.index(b"-i") + 1].decode())
-        assert source.suffix == ".ffconcat" and source.parent.parent == run_dir
-        assert source.stat().st_mode & 0o777 == 0o600
-        assert source.parent.stat().st_mode & 0o777 == 0o700
+        assert len(pids) == 2
+        for pid in pids:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            source = Path(argv[argv.index(b"-i") + 1].decode())
+            assert source.suffix == ".ffconcat" and source.parent.parent == run_dir
+            assert source.stat().st_mode & 0o777 == 0o600
+            assert source.parent.stat().st_mode & 0o777 == 0o700
         errors = list(Stream.objects.values_list("last_error", flat=True))
         audit = [str(entry.details) for entry in AuditEntry.objects.all()]
         api_text = api.get("/api/streams").content.decode()
@@ -126,7 +128,7 @@ def test_password_never_on_a_command_line_log_or_error(tmp_path, settings):
         assert any(run_dir.glob("ffmpeg-*/cam*.ffconcat"))
         second = supervisor()
         wait_for(lambda: Stream.objects.get(pk=stream_id).status == "RUNNING", timeout=45)
-        wait_for(lambda: len(media_processes(f":{server.port}/cam1")) == 1, timeout=45)
+        wait_for(lambda: len(media_processes(f":{server.port}/cam1")) == 2, timeout=45)
         left = [p.name for p in run_dir.iterdir()]
         assert left == [f"ffmpeg-{second.process.pid}"], left
         assert_nowhere(PASSWORD, second.output())

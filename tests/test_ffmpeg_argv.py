@@ -12,10 +12,12 @@ from streaming.ffmpeg import (
     ProgressParser,
     clip_argv,
     concat_list,
+    hls_argv,
     live_argv,
     live_snapshot_argv,
     mask_credentials,
     parse_progress,
+    record_argv,
     redact_url,
     snapshot_argv,
     source_input_args,
@@ -123,6 +125,67 @@ def test_live_argv_escapes_tee_specials(tmp_path) -> None:
     assert tee_escape(tee_escape(f"{odd}/segments.csv", ":]"), "|") in tee
     with pytest.raises(ValueError):
         live_argv(URL, tmp_path / "100%")
+
+
+def test_record_argv_is_a_plain_segmenter(tmp_path) -> None:
+    """The recorder of an unwatched camera: one input, codec copy, the segment muxer alone."""
+    script = tmp_path / "cam1.ffconcat"
+    argv = record_argv(URL, tmp_path / "r", segment_seconds=10, analyze_s=1, source_file=script)
+    assert all(isinstance(a, str) for a in argv)
+    assert not any("Secr3t" in a or "rtsp://" in a for a in argv)  # the URL is in the file
+    assert argv[argv.index("-f") : argv.index("-i") + 2] == [
+        "-f", "concat", "-safe", "0", "-protocol_whitelist", "file,rtsp,rtsps,tcp,udp,rtp,tls",
+        "-i", str(script),
+    ]  # fmt: skip
+    assert argv.count("-i") == 1 and "tee" not in argv and not any("hls" in a for a in argv)
+    assert _after(argv, "-map") == "0:v" and _after(argv, "-c") == "copy"
+    assert _after(argv, "-progress") == "pipe:1"
+    out = argv[len(argv) - argv[::-1].index("-f") :]  # after the last -f: the output
+    assert out[0] == "segment" and out[-1] == f"{tmp_path}/r/%Y%m%dT%H%M%SZ.ts"
+    options = dict(zip(out[1:-1:2], out[2:-1:2], strict=True))
+    assert options == {
+        "-segment_time": "10",
+        "-segment_format": "mpegts",
+        "-segment_format_options": "flush_packets=1",
+        "-reset_timestamps": "1",
+        "-strftime": "1",
+        "-segment_list": f"{tmp_path}/r/segments.csv",
+        "-segment_list_type": "csv",
+        "-segment_list_flags": "+live",
+    }
+    # the same segments (names, list) as the tee'd recorder of live_argv
+    tee = live_argv(URL, tmp_path / "h", record_dir=tmp_path / "r", segment_seconds=10)[-1]
+    for key, value in options.items():
+        assert f"{key[1:]}={tee_escape(value, ':]')}" in tee.replace("\\|", "|")
+    with_url = record_argv(URL, tmp_path / "r", stall_timeout_s=4)
+    assert (
+        _after(with_url, "-rtsp_transport") == "tcp" and _after(with_url, "-timeout") == "4000000"
+    )
+    with pytest.raises(ValueError):
+        record_argv(URL, tmp_path / "50%")
+
+
+def test_hls_argv_is_live_only(tmp_path) -> None:
+    script = tmp_path / "cam1-live.ffconcat"
+    argv = hls_argv(URL, tmp_path / "h", hls_time=2, hls_list_size=6, analyze_s=1,
+                    source_file=script)  # fmt: skip
+    assert not any("Secr3t" in a or "rtsp://" in a for a in argv)
+    assert _after(argv, "-i") == str(script) and argv.count("-i") == 1
+    assert "tee" not in argv and not any("segment_list" in a for a in argv)
+    out = argv[len(argv) - argv[::-1].index("-f") :]
+    assert out[0] == "hls" and out[-1] == f"{tmp_path}/h/index.m3u8"
+    options = dict(zip(out[1:-1:2], out[2:-1:2], strict=True))
+    assert options["-hls_time"] == "2" and options["-hls_list_size"] == "6"
+    assert options["-hls_init_time"] == "1" and options["-hls_start_number_source"] == "epoch"
+    # temp_file: a segment is listed only once fully written (what a player may fetch)
+    assert options["-hls_flags"] == (
+        "delete_segments+independent_segments+program_date_time+temp_file"
+    )
+    assert options["-hls_segment_filename"] == f"{tmp_path}/h/seg_%d.ts"
+    audio = hls_argv(URL, tmp_path / "h", include_audio=True)
+    assert audio[audio.index("-map") : audio.index("-map") + 4] == ["-map", "0:v", "-map", "0:a?"]
+    with pytest.raises(ValueError):
+        hls_argv(URL, tmp_path / "100%")
 
 
 def test_tee_escape() -> None:

@@ -247,7 +247,8 @@ def test_browser_viewer_keeps_the_stream_alive_and_leaving_stops_it(browser_stac
         )
         page = session.goto(f"/dashboard/cameras/{camera.pk}/")
         wait_playing(page, "#player-video")
-        stream = Stream.objects.get(camera=camera, status="RUNNING")
+        # the camera page plays the main stream (the grid seen after login, the substream)
+        stream = Stream.objects.get(camera=camera, status="RUNNING", profile="main")
         assert stream.on_demand is True
         # longer than the idle time: the player's keep-alives hold it (Playwright's wait, not
         # time.sleep: the sync API delivers the request events while it waits)
@@ -260,6 +261,11 @@ def test_browser_viewer_keeps_the_stream_alive_and_leaving_stops_it(browser_stac
         left = time.monotonic()
         wait_for(lambda: status(stream.pk) == "STOPPED", timeout=60)
         assert time.monotonic() - left < 60
+        # and whatever the grid opened for it too
+        wait_for(
+            lambda: not Stream.objects.filter(camera=camera, status__in=Stream.ACTIVE).exists(),
+            timeout=60,
+        )
         assert not session.errors, session.errors
     finally:
         session.close()

@@ -502,3 +502,21 @@ def test_closed_port_and_closing_listener_read_the_same(tmp_path: Path) -> None:
     finally:
         listener.close()
     assert errors == {"closed": COULD_NOT_CONNECT, "open": COULD_NOT_CONNECT}
+
+
+def test_last_progress_block_of_split_output() -> None:
+    """The shared pipe reader keeps only the last complete -progress block of each read."""
+    from streaming.process import last_progress_block
+
+    first = "frame=10\nfps=15.0\nout_time_us=1000\nprogress=continue\n"
+    second = first.replace("10", "20").replace("1000", "2000")
+    assert last_progress_block(first) == (first, "")
+    assert last_progress_block(first + second + "frame=3") == (second, "frame=3")
+    assert last_progress_block("frame=1\nfps") == (None, "frame=1\nfps")  # no block ended
+    block, rest = last_progress_block("progress=continue\nframe=5\nprogress=end\n")
+    assert (block, rest) == ("frame=5\nprogress=end\n", "")
+    # a block split across reads: its beginning is carried over as ``rest``
+    block, rest = last_progress_block(first + "frame=30\nfps=")
+    assert rest == "frame=30\nfps="
+    block, rest = last_progress_block(rest + "15.0\nout_time_us=3000\nprogress=continue\n")
+    assert block == "frame=30\nfps=15.0\nout_time_us=3000\nprogress=continue\n" and rest == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from datetime import timedelta
 
@@ -10,6 +11,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework_simplejwt.tokens import AccessToken
 
 from gtvision.asgi import application
@@ -192,3 +195,110 @@ async def test_segment_event_reaches_only_its_prefeitura(channel_layer):
     assert event["size_bytes"] == segment.size_bytes
     assert await sockets[1].receive_nothing(timeout=1)
     await asyncio.gather(*(s.disconnect() for s in sockets))
+
+
+def _closed_segments(camera_id: int, sample, count: int) -> list[str]:
+    """``count`` closed 2 s files and the open one, listed in segments.csv like FFmpeg."""
+    rec = storage.record_dir(camera_id)
+    names = [f"20260102T0000{2 * k:02d}Z.ts" for k in range(count + 1)]
+    rows = []
+    for k, name in enumerate(names):
+        shutil.copy2(sample, rec / name)
+        # the first lasts 2.4 s: each next file opens 0.4 s into its second
+        rows.append(f"{name},{2 * k + 0.4 if k else 0:.6f},{2 * k + 2.4:.6f}\n")
+    (rec / SEGMENT_LIST).write_text("".join(rows[:-1]))
+    return names
+
+
+def test_index_cameras_batches_every_camera_in_a_few_queries(db, tmp_path):
+    sample = synthetic_segment(tmp_path / "sample.ts")
+    deleted = CameraFactory()
+    synthetic_segment(storage.record_dir(deleted.pk) / "20260102T000000Z.ts")
+    deleted_id = deleted.pk
+    deleted.delete()
+
+    def batch(cameras: list, alive: bool = True) -> tuple[list[Segment], int]:
+        dirs = {c.pk: (storage.record_dir(c.pk), alive) for c in cameras}
+        dirs[deleted_id] = (storage.camera_dir(deleted_id) / storage.INCOMING, False)
+        dirs[10**9] = (tmp_path / "no-such-dir", True)  # never recorded: nothing to do
+        with CaptureQueriesContext(connection) as queries:
+            indexed = indexer.index_cameras(dirs)
+        return indexed, len(queries)
+
+    few = [CameraFactory() for _ in range(2)]
+    many = [CameraFactory() for _ in range(6)]
+    names = {c.pk: _closed_segments(c.pk, sample, 3) for c in few + many}
+    indexed_few, queries_few = batch(few)
+    indexed_many, queries_many = batch(many)
+    assert len(indexed_few) == 2 * 3 and len(indexed_many) == 6 * 3
+    assert queries_many == queries_few  # one batch: not a query more per camera or segment
+    for camera in few + many:
+        rows = list(Segment.objects.filter(camera=camera).order_by("start"))
+        assert [storage.segment_name(r.start) for r in rows] == names[camera.pk][:3]
+        assert archived(camera.pk) == names[camera.pk][:3]  # moved once their rows exist
+        assert segment_files(storage.record_dir(camera.pk)) == [names[camera.pk][3]]
+        for previous, row in zip(rows, rows[1:], strict=False):
+            assert row.start == previous.end  # the same run continues: no gap, no overlap
+            assert row.start.microsecond == 400_000
+        assert all(len(r.sha256) == 64 for r in rows)
+        assert rows[0].sha256 == indexer.file_sha256(storage.segment_path(camera.pk, rows[0].start))
+    # the deleted camera's file is left alone and has no row
+    assert (storage.camera_dir(deleted_id) / storage.INCOMING / "20260102T000000Z.ts").exists()
+    assert not Segment.objects.filter(camera_id=deleted_id).exists()
+    # again, with the writers gone: only each camera's last file is new (exactly once)
+    again, _ = batch(few, alive=False)
+    assert [storage.segment_name(s.start) for s in again] == [names[c.pk][3] for c in few]
+    assert Segment.objects.filter(camera__in=few).count() == 2 * 4
+
+
+def test_index_cameras_completes_a_move_left_by_a_crash(db, tmp_path):
+    """A row committed whose file was not moved yet (a crash between the two): the next
+    pass moves it and inserts nothing for it; a copy of an archived file is deleted."""
+    sample = synthetic_segment(tmp_path / "sample.ts")
+    camera = CameraFactory()
+    names = _closed_segments(camera.pk, sample, 2)
+    rec = storage.record_dir(camera.pk)
+    [first, second] = indexer.index_cameras({camera.pk: (rec, True)})
+    # put the first back (a duplicate copy) and undo the move of the second (a crash)
+    shutil.copy2(storage.segment_path(camera.pk, first.start), rec / names[0])
+    os.replace(storage.segment_path(camera.pk, second.start), rec / names[1])
+    assert indexer.index_cameras({camera.pk: (rec, True)}) == []
+    assert Segment.objects.filter(camera=camera).count() == 2
+    assert archived(camera.pk) == names[:2]
+    assert segment_files(rec) == [names[2]]
+
+
+def test_supervisor_sessions_one_query_for_cameras_in_step(db):
+    """The supervisor's recorder keeps sessions in step with one query for the cameras
+    already in step; a camera changed since (its fresh row says so) is still acted on."""
+    from recordings.models import Recording
+    from recordings.services import ensure_recording_session
+    from streaming.management.commands.media_supervisor import Recorder
+
+    def open_sessions(camera) -> int:
+        return Recording.objects.filter(camera=camera, status=Recording.Status.RECORDING).count()
+
+    in_step = [CameraFactory(recording_enabled=True) for _ in range(4)]
+    for camera in in_step:
+        ensure_recording_session(camera)
+    missing = CameraFactory(recording_enabled=True)  # to be recorded, no session yet
+    recorder = Recorder()
+    with CaptureQueriesContext(connection) as queries:
+        for camera in in_step:
+            recorder.sessions(camera, camera.pk)
+    assert len(queries) == 1
+    recorder.sessions(missing, missing.pk)
+    assert open_sessions(missing) == 1
+    # changed after the snapshot (same pass): the fresh row wins over the snapshot
+    changed = in_step[0]
+    changed.recording_enabled = False
+    changed.save()
+    recorder.sessions(changed, changed.pk)
+    assert open_sessions(changed) == 0
+    # a camera no longer recorded (no row from the pass): checked against the database
+    gone = in_step[1]
+    gone.enabled = False
+    gone.save()
+    recorder.sessions(None, gone.pk)
+    assert open_sessions(gone) == 0
+    assert all(open_sessions(c) == 1 for c in in_step[2:])

@@ -20,7 +20,7 @@ def test_start_stop_lifecycle_and_audit(tenants):
     response = start(client, camera.pk)
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"stream_id", "camera_id", "status", "on_demand"}
+    assert set(body) == {"stream_id", "camera_id", "profile", "status", "on_demand"}
     assert body["on_demand"] is False  # the API's start is explicit unless asked otherwise
     assert body["camera_id"] == camera.pk and body["status"] in ("STARTING", "RUNNING")
     stream_id = body["stream_id"]
@@ -32,8 +32,8 @@ def test_start_stop_lifecycle_and_audit(tenants):
 
     detail = client.get(f"/api/streams/{stream_id}").json()
     assert set(detail) == {
-        "stream_id", "camera_id", "status", "started_at", "stopped_at", "last_error",
-        "on_demand", "last_viewed_at",
+        "stream_id", "camera_id", "profile", "status", "started_at", "stopped_at", "last_error",
+        "on_demand", "last_viewed_at", "node",
     }  # fmt: skip
     assert detail["started_at"].endswith("-03:00")
 

@@ -132,7 +132,8 @@ def test_camera_outage_goes_error_then_running(camera_server, supervisor):
     wait_for(lambda: stream_status(stream_id) == "RUNNING", timeout=45)
     assert Stream.objects.get(pk=stream_id).last_error == ""
     assert Camera.objects.get(pk=camera.pk).status == "online"
-    assert len(media_processes(f":{camera_server.port}/cam1")) == 1
+    # the recorder and the live HLS writer (a recorded camera's live stream is a second pull)
+    assert len(media_processes(f":{camera_server.port}/cam1")) == 2
 
 
 def test_killed_supervisor_leaves_no_orphan_and_restart_adopts(camera_server, supervisor):
@@ -142,16 +143,18 @@ def test_killed_supervisor_leaves_no_orphan_and_restart_adopts(camera_server, su
     stream_id = start_stream(operador, camera)
     wait_for(lambda: stream_status(stream_id) == "RUNNING")
     fragment = f":{camera_server.port}/cam2"
-    assert len(media_processes(fragment)) == 1
+    # the camera is recorded and watched: its recorder and its live HLS writer
+    wait_for(lambda: len(media_processes(fragment)) == 2)
     first.kill9()
     wait_for(lambda: not media_processes(fragment), timeout=10)
     second = supervisor()
-    wait_for(lambda: len(media_processes(fragment)) == 1)
+    wait_for(lambda: len(media_processes(fragment)) == 2)
     wait_for(lambda: stream_status(stream_id) == "RUNNING")
-    # a second supervisor on the same database stands by: still exactly one FFmpeg
-    standby = supervisor()
-    wait_for(lambda: "standing by" in standby.output(), timeout=20)
-    assert len(media_processes(fragment)) == 1
+    # a second supervisor with the same node name refuses to start: still these two FFmpeg
+    duplicate = supervisor()
+    assert duplicate.process.wait(60) != 0
+    assert "another media supervisor named" in duplicate.output()
+    assert len(media_processes(fragment)) == 2
     assert second.process.poll() is None
 
 

@@ -101,6 +101,24 @@ RETENTION_DELETED_BYTES = Counter(
     "Bytes of recordings deleted by retention, by reason.",
     ["reason"],
 )
+FOOTAGE_TIER_MOVED_SEGMENTS = Counter(
+    "gtvision_footage_tier_moved_segments",
+    "Segments moved from local disk to object storage (recordings.tiering).",
+)
+FOOTAGE_TIER_MOVED_BYTES = Counter(
+    "gtvision_footage_tier_moved_bytes",
+    "Bytes of footage moved from local disk to object storage (recordings.tiering).",
+)
+FOOTAGE_TIER_FAILURES = Counter(
+    "gtvision_footage_tier_failures",
+    "Segments not moved to object storage, by reason: unavailable, mismatch, error.",
+    ["reason"],
+)
+FOOTAGE_TIER_LAG = Gauge(
+    "gtvision_footage_tier_lag_seconds",
+    "Age past FOOTAGE_HOT_SECONDS of the oldest local segment left after a tiering run.",
+    multiprocess_mode="livemax",
+)
 
 _CAMERA_KEY = re.compile(r"^cam(\d+)$")
 

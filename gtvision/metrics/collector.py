@@ -148,6 +148,7 @@ class DatabaseCollector:
         yield from self._clips()
         yield from self._queue(now)
         yield from self._heartbeats(now)
+        yield from self._nodes()
 
     def _cameras(self, now) -> Iterable[Metric]:
         from cidades.models import Camera
@@ -335,6 +336,35 @@ class DatabaseCollector:
                     cameras.add_metric([name], count)
         yield age
         yield cameras
+
+    def _nodes(self) -> Iterable[Metric]:
+        """Recorder nodes (streaming/leases.py): cameras per node and each camera's node."""
+        from streaming.leases import node_of_cameras, nodes_overview
+
+        cameras = GaugeMetricFamily(
+            "gtvision_node_cameras", "Cameras each recorder node holds a lease on.",
+            labels=["node"],
+        )  # fmt: skip
+        age = GaugeMetricFamily(
+            "gtvision_node_heartbeat_age_seconds", "Seconds since each recorder node beat.",
+            labels=["node"],
+        )  # fmt: skip
+        live = GaugeMetricFamily(
+            "gtvision_node_live", "1 while a recorder node beats and is not draining.",
+            labels=["node"],
+        )  # fmt: skip
+        for node in nodes_overview():
+            cameras.add_metric([node["name"]], node["cameras"])
+            age.add_metric([node["name"]], node["heartbeat_age_s"])
+            live.add_metric([node["name"]], 1 if node["live"] else 0)
+        camera_node = GaugeMetricFamily(
+            "gtvision_camera_node",
+            "1 for the recorder node pulling each camera (cameras no node pulls are absent).",
+            labels=["camera", "node"],
+        )
+        for camera_id, name in sorted(node_of_cameras().items()):
+            camera_node.add_metric([str(camera_id), name], 1)
+        yield from (cameras, age, live, camera_node)
 
 
 def _rows(sql: str) -> list[tuple]:

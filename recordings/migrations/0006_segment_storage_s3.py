@@ -4,15 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('recordings', '0005_custody_reasons_evidence_locks'),
+        ("recordings", "0005_custody_reasons_evidence_locks"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='segment',
-            name='storage',
-            field=models.PositiveSmallIntegerField(choices=[(0, 'local disk'), (1, 'object storage (S3)')], db_default=0, default=0, verbose_name='storage'),
+            model_name="segment",
+            name="storage",
+            field=models.PositiveSmallIntegerField(
+                choices=[(0, "local disk"), (1, "object storage (S3)")],
+                db_default=0,
+                default=0,
+                verbose_name="storage",
+            ),
         ),
     ]

@@ -340,11 +340,14 @@
     /**
      * @param {HTMLVideoElement} video
      * @param {number} cameraId
-     * @param {{overlay?: Element, modeTag?: Element, preferWebRTC?: boolean, onChange?: Function}} options
+     * @param {{overlay?: Element, modeTag?: Element, preferWebRTC?: boolean, onChange?: Function,
+     *   profile?: "main"|"sub"}} options  profile "sub": the camera's low-resolution substream
+     *   (grids, mosaics; the server falls back to the main stream); "main" (default) otherwise.
      */
     constructor(video, cameraId, options = {}) {
       this.video = video;
       this.cameraId = Number(cameraId);
+      this.profile = options.profile === "sub" ? "sub" : "main";
       this.overlay = options.overlay || null;
       this.modeTag = options.modeTag || null;
       this.preferWebRTC = options.preferWebRTC !== false;
@@ -388,7 +391,7 @@
       let data;
       try {
         // on_demand: the stream stops by itself once no viewer keeps it alive (keepAlive).
-        const body = { camera_id: this.cameraId, on_demand: true };
+        const body = { camera_id: this.cameraId, on_demand: true, profile: this.profile };
         data = await api("/api/streams/start", { method: "POST", body });
       } catch (error) {
         if (error.status === 409 && error.body && error.body.stream_id) {
@@ -461,6 +464,7 @@
     /** A ws/events message (stream.status of any camera). */
     handleEvent(event) {
       if (this.stopped || event.type !== "stream.status" || Number(event.camera_id) !== this.cameraId) return;
+      if ((event.profile || "main") !== this.profile) return;  // the camera's other stream
       if (this.streamId && event.stream_id !== this.streamId && !ACTIVE.includes(event.status)) return;
       const wasRunning = this.streamStatus === "RUNNING" && event.stream_id === this.streamId;
       this.streamId = event.stream_id;
@@ -500,7 +504,7 @@
       this.attached = true;
       if (window.Hls && window.Hls.isSupported()) {
         const hls = new window.Hls({
-          liveSyncDurationCount: 2,
+          liveSyncDurationCount: 1,  // one 2 s segment behind the live edge: glass-to-glass under 4 s (bench "Live latency")
           liveMaxLatencyDurationCount: 5,
           maxBufferLength: 10,
           backBufferLength: 10,

@@ -84,7 +84,9 @@
   function startLive() {
     stopPlayback();
     goLiveButton.hidden = true;
-    live = track(new LivePlayer(video, camera.id, { overlay, modeTag, onChange: onLiveChange }));
+    live = track(new LivePlayer(video, camera.id, {
+      overlay, modeTag, onChange: onLiveChange, profile: "main",  // full resolution here
+    }));
     live.start();
     showPosition();
   }

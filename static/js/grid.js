@@ -95,6 +95,7 @@
     entry.player = track(new LivePlayer(video, camera.id, {
       overlay: li.querySelector(".tile-overlay"),
       modeTag: li.querySelector(".mode-tag"),
+      profile: "sub",  // the low-resolution substream (the main stream when there is none)
     }));
     entry.player.start();
   }

@@ -67,6 +67,7 @@
       if (!camera.enabled) { overlay.textContent = t("This camera is disabled."); return; }
       slot.player = track(new LivePlayer(li.querySelector("video"), camera.id, {
         overlay, modeTag: li.querySelector(".mode-tag"),
+        profile: "sub",  // the low-resolution substream (the main stream when there is none)
       }));
       slot.player.start();
     }

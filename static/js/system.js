@@ -78,6 +78,18 @@
       cell(row, time.duration(process.age_s));
       badge(cell(row, ""), process.ok ? "ok" : "failing");
     });
+    fill("system-nodes", "system-nodes-empty", data.nodes || [], (row, node) => {
+      row.dataset.node = node.name;
+      cell(row, node.host && node.host !== node.name ? `${node.name} (${node.host})` : node.name);
+      cell(row, `${node.cameras} / ${node.capacity}`);
+      const names = node.camera_names.join(", ");
+      cell(row, node.more_camera_names ? `${names} ${label("more", { count: node.more_camera_names })}` : names);
+      cell(row, time.duration(node.heartbeat_age_s));
+      const state = cell(row, "");
+      badge(state, node.state);
+      state.firstChild.dataset.status = node.orphaned_cameras ? "failing" : node.live ? "ok" : node.state;
+      if (node.orphaned_cameras) state.append(" ", label("orphaned", { count: node.orphaned_cameras }));
+    });
     updated.textContent = label("updated", { time: time.time(data.at) });
     root.setAttribute("aria-busy", "false");
   }

@@ -1,4 +1,12 @@
-"""The embedded engine: one supervised FFmpeg per camera, writing live HLS (and recordings)."""
+"""The embedded engine: supervised FFmpeg children, a recorder per recorded camera and a live
+HLS writer per watched (camera, profile).
+
+Live HLS only while watched: a recorded camera nobody watches runs one segment-only FFmpeg
+(``record_argv``), which costs what ``ffmpeg -c copy -f segment`` costs. A live stream of it
+starts a second FFmpeg (``hls_argv``) that pulls the camera (or its substream) for HLS; the
+recorder is never restarted for it, so the recording has no hole. While watched, the camera
+is pulled twice (see docs/live.md for why this is the cheaper shape).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +14,9 @@ import logging
 import re
 import shutil
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -15,21 +24,26 @@ from django.conf import settings
 from django.utils import timezone
 
 from streaming.engine import live_dir
-from streaming.ffmpeg import HLS_PLAYLIST, live_argv, source_script
+from streaming.ffmpeg import HLS_PLAYLIST, hls_argv, record_argv, source_script
 from streaming.models import Stream
 from streaming.process import ManagedFFmpeg, State
 from streaming.sourcefiles import SourceFile, source_files_dir
-from streaming.supervisor.jobs import CameraFault, Job, Observation
+from streaming.supervisor.jobs import MAIN, CameraFault, Job, Observation
 
 logger = logging.getLogger(__name__)
 EXTINF = re.compile(r"#EXTINF:([0-9.]+)")
+RECORD = "record"  # the recorder's kind; live writers' kind is their profile
+Key = tuple[int, str]  # (camera id, RECORD or a profile)
 
 
 @dataclass
-class _Camera:
-    job: Job
+class _Media:
+    """One supervised FFmpeg: a camera's recorder, or its live HLS of one profile."""
+
+    kind: str
+    signature: tuple
     process: ManagedFFmpeg
-    hls_dir: Path
+    hls_dir: Path | None = None
     seen_segments: dict[str, int] = field(default_factory=dict)
     bytes_total: int = 0
 
@@ -38,6 +52,14 @@ def _wall(monotonic_at: float | None) -> datetime | None:
     if monotonic_at is None:
         return None
     return timezone.now() - timedelta(seconds=time.monotonic() - monotonic_at)
+
+
+def _kinds(job: Job) -> list[str]:
+    return ([RECORD] if job.record else []) + [view.profile for view in job.live]
+
+
+def _signature(job: Job, kind: str) -> tuple:
+    return job.record_signature() if kind == RECORD else job.live_signature(kind)
 
 
 class EmbeddedRunner:
@@ -49,85 +71,146 @@ class EmbeddedRunner:
         self.marker = marker
         self.record_dir = record_dir
         self.sources_dir = source_files_dir(sources_dir or settings.MEDIA_RUN_DIR)
-        self.cameras: dict[int, _Camera] = {}
-        self.faults: dict[int, str] = {}  # cameras that could not be started -> why
+        self.media: dict[Key, _Media] = {}
+        self.faults: dict[Key, str] = {}  # processes that could not be started -> why
 
     def reconcile(self, jobs: dict[int, Job]) -> dict[int, Observation]:
+        wanted = {(camera_id, kind): job for camera_id, job in jobs.items() for kind in _kinds(job)}
         stale = [
-            camera_id
-            for camera_id, running in self.cameras.items()
-            if camera_id not in jobs or running.job.signature() != jobs[camera_id].signature()
+            key
+            for key, media in self.media.items()
+            if key not in wanted or media.signature != _signature(wanted[key], key[1])
         ]
         self._stop(stale)
         observations = {}
         for camera_id, job in jobs.items():
-            # One camera's bad row (an undecryptable URL, a directory that cannot be created)
-            # is that camera's error only: the others are reconciled all the same.
-            try:
-                running = self.cameras.get(camera_id)
-                if running is None:
-                    running = self._start(job)
-                running.job = job
-                observations[camera_id] = self._observe(running)
-            except Exception as exc:
-                observations[camera_id] = self._fault(job, exc)
-            else:
-                self.faults.pop(camera_id, None)
-        for camera_id in self.faults.keys() - jobs.keys():
-            del self.faults[camera_id]
+            seen = {kind: self._reconcile_one(job, kind) for kind in _kinds(job)}
+            streams = {view.stream_id: seen[view.profile] for view in job.live}
+            if RECORD in seen:
+                primary = seen[RECORD]
+            elif job.live:
+                primary = seen[job.live[0].profile]
+            else:  # nothing for this engine to run (an LPR-only camera)
+                primary = Observation(status=Stream.Status.STOPPED)
+            observations[camera_id] = replace(primary, streams=streams)
+        for key in self.faults.keys() - wanted.keys():
+            del self.faults[key]
         return observations
 
     def pids(self) -> dict[int, int | None]:
-        return {camera_id: c.process.pid for camera_id, c in self.cameras.items()}
+        """Camera -> its recorder's PID (its main live writer's when it is not recorded)."""
+        pids: dict[int, int | None] = {}
+        recorders_first = sorted(self.media.items(), key=lambda item: item[0][1] != RECORD)
+        for (camera_id, _kind), media in recorders_first:
+            pids.setdefault(camera_id, media.process.pid)
+        return pids
+
+    def live_pids(self) -> dict[Key, int | None]:
+        """(camera, profile) -> its live HLS writer's PID."""
+        return {key: m.process.pid for key, m in self.media.items() if key[1] != RECORD}
 
     def recording(self) -> dict[int, bool]:
-        """Cameras being recorded -> whether their FFmpeg is alive right now."""
+        """Cameras being recorded -> whether their recorder is alive right now."""
         return {
-            camera_id: running.process.pid is not None
-            for camera_id, running in self.cameras.items()
-            if running.job.record
+            camera_id: media.process.pid is not None
+            for (camera_id, kind), media in self.media.items()
+            if kind == RECORD
         }
 
     def shutdown(self) -> None:
-        self._stop(list(self.cameras))
+        self._stop(list(self.media))
         shutil.rmtree(self.sources_dir, ignore_errors=True)
 
     # -- internals ---------------------------------------------------------------------
 
-    def _fault(self, job: Job, exc: Exception) -> Observation:
-        camera_id = job.camera_id
-        running = self.cameras.pop(camera_id, None)
-        if running is not None:
-            running.process.stop()
+    def _reconcile_one(self, job: Job, kind: str) -> Observation:
+        # One process's bad row (an undecryptable URL, a directory that cannot be created)
+        # is that camera's error only: the others are reconciled all the same.
+        key = (job.camera_id, kind)
+        try:
+            media = self.media.get(key)
+            if media is None:
+                media = self._start(job, kind)
+            observation = self._observe(media)
+        except Exception as exc:
+            return self._fault(key, exc)
+        self.faults.pop(key, None)
+        return observation
+
+    def _fault(self, key: Key, exc: Exception) -> Observation:
+        media = self.media.pop(key, None)
+        if media is not None:
+            media.process.stop()
         message = exc.message if isinstance(exc, CameraFault) else CameraFault.CANNOT_START
-        if self.faults.get(camera_id) != message:
+        if self.faults.get(key) != message:
             # The exception's class only: its text could quote the camera's URL.
-            logger.error("camera %s: %s (%s)", camera_id, message, type(exc).__name__)
-        self.faults[camera_id] = message
+            logger.error("camera %s (%s): %s (%s)", key[0], key[1], message, type(exc).__name__)
+        self.faults[key] = message
         return Observation(status=Stream.Status.ERROR, last_error=message)
 
-    def _start(self, job: Job) -> _Camera:
-        hls_dir = live_dir(job.camera_id)
+    def _start(self, job: Job, kind: str) -> _Media:
+        camera_id = job.camera_id
         try:
-            source_url = job.source_url
+            source_url = job.source_url if kind == RECORD else job.live_source_url(kind)
         except ValueError as exc:  # crypto.decrypt: wrong FIELD_ENCRYPTION_KEY, damaged row
             raise CameraFault(CameraFault.UNREADABLE_URL) from exc
-        try:
-            record_dir = self.record_dir(job.camera_id) if job.record and self.record_dir else None
-        except OSError as exc:
-            raise CameraFault(CameraFault.NO_DIRECTORY) from exc
-        source_file = self.sources_dir / f"cam{job.camera_id}.ffconcat"
         try:
             script = source_script(source_url, analyze_s=settings.STREAM_ANALYZE_S)
         except ValueError as exc:  # a line break in the URL
             raise CameraFault(CameraFault.INVALID_URL) from exc
+        hls_dir = None
+        if kind == RECORD:
+            name = f"cam{camera_id}"
+            argv, prepare = self._recorder(job, source_url)
+        else:
+            name = f"cam{camera_id}-{'live' if kind == MAIN else kind}"
+            hls_dir = live_dir(camera_id, kind)
+            argv, prepare = self._live_writer(hls_dir, source_url)
+        source_file = self.sources_dir / f"{name}.ffconcat"
+        process = ManagedFFmpeg(
+            f"cam{camera_id}",  # the key logs and metrics read the camera from (``cam<id>``)
+            lambda: argv(source_file),
+            source_url=source_url,
+            source_file=SourceFile(source_file, script),
+            marker=self.marker,
+            before_start=prepare,
+            stall_timeout_s=settings.STREAM_STALL_TIMEOUT_S,
+            start_grace_s=settings.STREAM_START_GRACE_S,
+            max_backoff_s=settings.STREAM_MAX_BACKOFF_S,
+        )
+        media = _Media(kind, _signature(job, kind), process, hls_dir)
+        self.media[(camera_id, kind)] = media
+        process.start()  # ManagedFFmpeg logs the start, exit, restart, stall and give-up
+        return media
 
-        def argv() -> list[str]:
-            return live_argv(
+    def _recorder(self, job: Job, source_url: str) -> tuple[Callable, Callable]:
+        if self.record_dir is None:
+            raise CameraFault(CameraFault.NO_DIRECTORY)
+        try:
+            record_dir = self.record_dir(job.camera_id)
+        except OSError as exc:
+            raise CameraFault(CameraFault.NO_DIRECTORY) from exc
+
+        def argv(source_file: Path) -> list[str]:
+            return record_argv(
+                source_url,
+                record_dir,
+                segment_seconds=settings.RECORDING_SEGMENT_SECONDS,
+                analyze_s=settings.STREAM_ANALYZE_S,
+                source_file=source_file,
+            )
+
+        def prepare() -> None:
+            record_dir.mkdir(parents=True, exist_ok=True)
+
+        return argv, prepare
+
+    def _live_writer(self, hls_dir: Path, source_url: str) -> tuple[Callable, Callable]:
+
+        def argv(source_file: Path) -> list[str]:
+            return hls_argv(
                 source_url,
                 hls_dir,
-                record_dir=record_dir,
-                segment_seconds=settings.RECORDING_SEGMENT_SECONDS,
                 hls_time=settings.HLS_SEGMENT_SECONDS,
                 hls_list_size=settings.HLS_LIST_SIZE,
                 analyze_s=settings.STREAM_ANALYZE_S,
@@ -137,44 +220,34 @@ class EmbeddedRunner:
         def prepare() -> None:
             shutil.rmtree(hls_dir, ignore_errors=True)
             hls_dir.mkdir(parents=True, exist_ok=True)
-            if record_dir is not None:
-                record_dir.mkdir(parents=True, exist_ok=True)
 
-        process = ManagedFFmpeg(
-            f"cam{job.camera_id}",
-            argv,
-            source_url=source_url,
-            source_file=SourceFile(source_file, script),
-            marker=self.marker,
-            before_start=prepare,
-            stall_timeout_s=settings.STREAM_STALL_TIMEOUT_S,
-            start_grace_s=settings.STREAM_START_GRACE_S,
-            max_backoff_s=settings.STREAM_MAX_BACKOFF_S,
-        )
-        running = _Camera(job=job, process=process, hls_dir=hls_dir)
-        self.cameras[job.camera_id] = running
-        process.start()  # ManagedFFmpeg logs the start, exit, restart, stall and give-up
-        return running
+        return argv, prepare
 
-    def _stop(self, camera_ids: list[int]) -> None:
-        stopping = [self.cameras.pop(camera_id) for camera_id in camera_ids]
+    def _stop(self, keys: list[Key]) -> None:
+        stopping = [self.media.pop(key) for key in keys if key in self.media]
         if not stopping:
             return
         with ThreadPoolExecutor(max_workers=min(16, len(stopping))) as pool:
-            list(pool.map(lambda running: running.process.stop(), stopping))
-        for running in stopping:
-            shutil.rmtree(running.hls_dir, ignore_errors=True)
+            list(pool.map(lambda media: media.process.stop(), stopping))
+        for media in stopping:
+            if media.hls_dir is not None:
+                shutil.rmtree(media.hls_dir, ignore_errors=True)
 
-    def _observe(self, running: _Camera) -> Observation:
-        snap = running.process.poll()
+    def _observe(self, media: _Media) -> Observation:
+        snap = media.process.poll()
         if snap.state == State.RUNNING:
             fps = snap.last_progress.get("fps")
-            bitrate = self._scan_hls(running)
+            if media.hls_dir is not None:
+                bitrate = self._scan_hls(media)
+                received = media.bytes_total
+            else:  # a recorder: what its segment muxer wrote
+                bitrate = snap.last_progress.get("bitrate")
+                received = snap.last_progress.get("total_size")
             return Observation(
                 status=Stream.Status.RUNNING,
                 fps=round(float(fps), 2) if isinstance(fps, int | float) else None,
-                bitrate_kbps=bitrate,
-                bytes_received=running.bytes_total,
+                bitrate_kbps=bitrate if isinstance(bitrate, int | float) else None,
+                bytes_received=received if isinstance(received, int) else None,
                 last_frame_at=_wall(snap.last_progress_at),
                 running_since=_wall(snap.started_at),
             )
@@ -182,10 +255,11 @@ class EmbeddedRunner:
             return Observation(status=Stream.Status.ERROR, last_error=snap.last_error)
         return Observation(status=Stream.Status.STARTING)
 
-    def _scan_hls(self, running: _Camera) -> float | None:
+    def _scan_hls(self, media: _Media) -> float | None:
         """Bitrate from the live playlist; bytes counted once per finished HLS segment."""
+        assert media.hls_dir is not None
         try:
-            playlist = (running.hls_dir / HLS_PLAYLIST).read_text()
+            playlist = (media.hls_dir / HLS_PLAYLIST).read_text()
         except OSError:
             return None
         seconds = 0.0
@@ -198,16 +272,16 @@ class EmbeddedRunner:
                 continue
             if line and not line.startswith("#") and duration is not None:
                 try:
-                    segment_size = (running.hls_dir / line).stat().st_size
+                    segment_size = (media.hls_dir / line).stat().st_size
                 except OSError:
                     continue
                 seconds += duration
                 size += segment_size
-                if line not in running.seen_segments:
-                    running.seen_segments[line] = segment_size
-                    running.bytes_total += segment_size
+                if line not in media.seen_segments:
+                    media.seen_segments[line] = segment_size
+                    media.bytes_total += segment_size
                 duration = None
-        if len(running.seen_segments) > 4 * settings.HLS_LIST_SIZE:
-            for name in list(running.seen_segments)[: -2 * settings.HLS_LIST_SIZE]:
-                del running.seen_segments[name]
+        if len(media.seen_segments) > 4 * settings.HLS_LIST_SIZE:
+            for name in list(media.seen_segments)[: -2 * settings.HLS_LIST_SIZE]:
+                del media.seen_segments[name]
         return round(size * 8 / seconds / 1000, 1) if seconds else None

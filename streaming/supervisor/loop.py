@@ -6,7 +6,6 @@ import logging
 import os
 import re
 import select
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -19,24 +18,29 @@ from django.utils import translation
 
 from gtvision.metrics import SUPERVISOR_TICK
 from streaming import services
+from streaming.leases import LeaseKeeper, NodeNameTaken
 from streaming.models import Stream
 from streaming.supervisor.jobs import Job, Observation, desired_jobs
 
 logger = logging.getLogger(__name__)
-LOCK_KEY = 0x67747673  # "gtvs": one supervisor per database at a time
 
 
 SESSION_CHECK_S = 30
 
 
 class Supervisor:
-    """``recorder``: the recordings side (``index`` and ``sessions`` callables), or None."""
+    """One recorder node: it pulls the cameras it holds a lease on (``streaming.leases``).
 
-    def __init__(self, runner, *, name: str | None = None, recorder=None) -> None:
+    ``recorder``: the recordings side (``index`` and ``sessions`` callables), or None;
+    ``leases``: this node's ``LeaseKeeper`` (``GTV_NODE_NAME``, ``GTV_NODE_CAPACITY``)."""
+
+    def __init__(
+        self, runner, *, name: str | None = None, recorder=None, leases: LeaseKeeper | None = None
+    ) -> None:
         self.runner = runner
-        self.name = name or f"media-supervisor@{socket.gethostname()}"
+        self.leases = leases or LeaseKeeper()
+        self.name = name or f"media-supervisor@{self.leases.name}"
         self.recorder = recorder
-        self.has_lock = False
         self.last_metrics = 0.0
         self.last_sessions = 0.0
         self.recorded: dict[int, bool] = {}
@@ -44,19 +48,31 @@ class Supervisor:
         self.last_jobs: dict[int, Job] = {}  # supervised on through a database outage
         self.recorder_states: dict[int, tuple[str, str]] = {}  # as last written
         self.last_recorder_sweep = 0.0
+        self.lapsed_logged = False
+        self.name_taken = False
         self.waker = Waker()
 
     def run(self, stop: threading.Event) -> None:
-        logger.info("%s: engine %s, pid %s", self.name, self.runner.name, os.getpid())
+        logger.info(
+            "%s: engine %s, pid %s, node %s (capacity %s cameras)",
+            self.name, self.runner.name, os.getpid(), self.leases.name, self.leases.capacity,
+        )  # fmt: skip
         try:
             while not stop.is_set():
                 started = time.monotonic()
                 try:
                     self.tick()
+                except NodeNameTaken as exc:
+                    # Another process took this node's name (and leases) while the database
+                    # was away: stop, and leave its leases alone.
+                    logger.error("%s: stopping every camera", exc)
+                    self.leases.forget()
+                    self.recorded = {}
+                    self.name_taken = True
+                    break
                 except DatabaseError as exc:
                     # The media keeps running; state is written again once the database is back.
                     logger.warning("database unavailable: %s", str(exc).strip().splitlines()[0])
-                    self.has_lock = False
                     connection.close()
                     self._supervise_without_database()
                 except Exception:
@@ -68,19 +84,26 @@ class Supervisor:
         finally:
             self.waker.close()
             self.runner.shutdown()
-            self._release_lock()
+            self._drain()
 
     def tick(self) -> None:
-        if not self._acquire_lock():
-            services.heartbeat(self.name, kind="media-supervisor-standby", engine=self.runner.name)
-            return
-        jobs = desired_jobs(
+        wanted = desired_jobs(
             recording=self.recorder is not None, lpr=getattr(self.runner, "serves_lpr", False)
         )
+        lease = self.leases.sync(set(wanted))
+        self.lapsed_logged = False
+        # What a killed previous node left in a claimed camera's directory is indexed with
+        # this node's own segments (older names; only the newest file is left while the
+        # writer is alive).
+        jobs = {camera_id: wanted[camera_id] for camera_id in sorted(lease.held)}
         self.last_jobs = jobs
         self.observed = self.runner.reconcile(jobs)
         if self.recorder is not None:
-            self._index_recordings(jobs)
+            self._index_recordings(jobs, skip=lease.fenced)
+        # Stopped and indexed: give them back (they were left out of ``jobs``).
+        self.leases.release(lease.release | lease.unwanted)
+        for camera_id in lease.fenced | lease.release:
+            self.recorder_states.pop(camera_id, None)  # the new node writes its state
         # Each camera alone: one camera's failure is logged and the others carry on.
         for camera_id, observation in self.observed.items():
             job = jobs[camera_id]
@@ -91,7 +114,8 @@ class Supervisor:
             if job.record:
                 self._guarded(camera_id, self._set_recorder_status, camera_id,
                               observation.status, error)  # fmt: skip
-        recorded = {camera_id for camera_id, job in jobs.items() if job.record}
+        # recorder rows of cameras no node records any more (any node may clear them)
+        recorded = {camera_id for camera_id, job in wanted.items() if job.record}
         known = set(self.recorder_states)
         if time.monotonic() - self.last_recorder_sweep >= SESSION_CHECK_S:
             # rows a previous supervisor wrote for cameras no longer recorded
@@ -99,6 +123,8 @@ class Supervisor:
             known |= services.recorder_status_cameras()
         for camera_id in known - recorded:
             self._guarded(camera_id, self._clear_recorder_status, camera_id)
+        for camera_id in set(self.recorder_states) - set(jobs):
+            self.recorder_states.pop(camera_id, None)
         self._stop_streams_of_disabled_cameras()
         services.stop_idle_streams()
         now = time.monotonic()
@@ -113,19 +139,62 @@ class Supervisor:
             self.name,
             kind="media-supervisor",
             engine=self.runner.name,
-            details={"cameras": len(jobs), "pids": self.runner.pids()},
+            details={
+                "cameras": len(jobs),
+                "pids": self.runner.pids(),
+                "node": self.leases.name,
+                "wanted": len(wanted),
+                "live_nodes": lease.live_nodes,
+                "share": [lease.share.low, lease.share.high],
+            },
         )
 
     def _supervise_without_database(self) -> None:
         """The database is away: keep supervising the media of the last known jobs, so an
         FFmpeg that exits meanwhile (a camera hiccup) is restarted and recording goes on;
-        segments are indexed and state written once the database is back."""
+        segments are indexed and state written once the database is back.
+
+        Only while no other node can have taken the leases: a node that saw other live
+        nodes stops its cameras when its leases lapse unrenewed (``LeaseKeeper.deadline``),
+        so two nodes never pull a camera for longer than a lease period. A node that was
+        alone keeps recording through the outage (nobody else to take over)."""
         if not self.last_jobs:
             return
+        deadline = self.leases.deadline()
+        lapsed = deadline is not None and time.monotonic() >= deadline
+        if lapsed and not self.leases.alone:
+            if not self.lapsed_logged:
+                logger.warning(
+                    "node %s: leases not renewed for %.0f s (database unreachable): stopping "
+                    "%d camera(s) so another node can take them",
+                    self.leases.name, self.leases.ttl_s, len(self.last_jobs),
+                )  # fmt: skip
+                self.lapsed_logged = True
+            self.last_jobs = {}
+            self.leases.forget()
         try:
             self.runner.reconcile(self.last_jobs)
         except Exception:
             logger.exception("supervising the media without the database failed")
+
+    def _drain(self) -> None:
+        """Leaving: the FFmpeg are stopped; index their last segments, give the leases back
+        and wake the other nodes (best effort: without the database they expire)."""
+        if self.name_taken:
+            return
+        try:
+            if self.recorder is not None:
+                for camera_id in list(self.recorded):
+                    self._guarded(camera_id, self._index, camera_id, False)
+            self.leases.drain()
+            logger.info("node %s: drained, leases given back", self.leases.name)
+        except DatabaseError as exc:
+            logger.warning(
+                "node %s: could not give the leases back (%s): they expire in %.0f s",
+                self.leases.name, type(exc).__name__, self.leases.ttl_s,
+            )  # fmt: skip
+        except NodeNameTaken:
+            pass
 
     def _guarded(self, camera_id: int, write: Callable[..., object], *args) -> None:
         """``write(*args)`` for one camera; its failure is that camera's (the database going
@@ -146,13 +215,14 @@ class Supervisor:
         services.clear_recorder_status(camera_id)
         self.recorder_states.pop(camera_id, None)
 
-    def _index_recordings(self, jobs) -> None:
-        """Index closed segments; keep recording sessions in step with the cameras."""
+    def _index_recordings(self, jobs, skip: set[int] = frozenset()) -> None:
+        """Index closed segments; keep recording sessions in step with the cameras.
+
+        ``skip``: cameras lost to another node (fenced), whose FFmpeg may already write into
+        the camera's directory: what this node left there is the new node's to index."""
         recorded = self.runner.recording()
-        for camera_id, writer_alive in recorded.items():
-            self._guarded(camera_id, self._index, camera_id, writer_alive)
-        for camera_id in self.recorded.keys() - recorded.keys():
-            self._guarded(camera_id, self._index, camera_id, False)  # its last, cut segment
+        gone = {c: False for c in self.recorded.keys() - recorded.keys() - skip}
+        self._index_all({**recorded, **gone})  # the gone ones: their last, cut segment
         now = time.monotonic()
         changed = recorded.keys() ^ self.recorded.keys()
         if changed or now - self.last_sessions >= SESSION_CHECK_S:
@@ -163,34 +233,24 @@ class Supervisor:
                               camera_id)  # fmt: skip
         self.recorded = recorded
 
+    def _index_all(self, cameras: dict[int, bool]) -> None:
+        """Index every camera's closed segments in one batch (one transaction, a few queries);
+        should the batch fail (not the database), camera by camera: a failure stays its own."""
+        try:
+            self.recorder.index_all(cameras)
+        except DatabaseError:
+            raise
+        except Exception:
+            logger.exception("indexing recordings in one batch failed: camera by camera")
+            for camera_id, writer_alive in cameras.items():
+                self._guarded(camera_id, self._index, camera_id, writer_alive)
+
     def _index(self, camera_id: int, writer_alive: bool) -> None:
         self.recorder.index(camera_id, writer_alive=writer_alive)
 
     def _stop_streams_of_disabled_cameras(self) -> None:
         for stream in Stream.objects.filter(status__in=Stream.ACTIVE, camera__enabled=False):
             services.stop_stream(stream, actor=None)
-
-    def _acquire_lock(self) -> bool:
-        if self.has_lock and connection.connection is not None:
-            return True
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY])
-            self.has_lock = bool(cursor.fetchone()[0])
-        if not self.has_lock:
-            logger.info("another media supervisor holds the lock; standing by")
-            self.last_jobs = {}
-            self.runner.shutdown()
-        return self.has_lock
-
-    def _release_lock(self) -> None:
-        if not self.has_lock:
-            return
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [LOCK_KEY])
-        except DatabaseError:
-            pass
-        self.has_lock = False
 
 
 class Waker:
