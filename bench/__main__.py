@@ -63,7 +63,7 @@ SMOKE = {
     "events": 3,
     "event_runs": 1,
     "stream_starts": 1,
-    "latency_seconds": 8.0,
+    "latency_seconds": 5.0,
     "latency_sessions": 1,
     "latency_session_seconds": 8.0,
     "cost_seconds": 3.0,
