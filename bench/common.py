@@ -262,10 +262,15 @@ def cpu_seconds(pids: Iterable[int]) -> float:
     return total / CLK_TCK
 
 
-def own_cpu(pid: int) -> float:
-    """utime+stime of one process (its threads, not its children)."""
+def process_cpu(pid: int) -> float | None:
+    """utime+stime of one process (its threads, not its children); None once it is gone."""
     fields = _stat_fields(pid)
-    return sum(int(x) for x in fields[11:13]) / CLK_TCK if fields is not None else 0.0
+    return sum(int(x) for x in fields[11:13]) / CLK_TCK if fields is not None else None
+
+
+def own_cpu(pid: int) -> float:
+    """``process_cpu``, 0.0 for a process that is gone."""
+    return process_cpu(pid) or 0.0
 
 
 def tree_cpu(roots: Iterable[int]) -> float:

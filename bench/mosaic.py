@@ -34,6 +34,7 @@ from bench.common import (
     make_prefeitura,
     make_user,
     median,
+    process_cpu,
     process_tree,
     token_for,
     wait_for,
@@ -97,18 +98,8 @@ def _chromium_processes(root: int) -> dict[int, str]:
     return found
 
 
-def _own_cpu(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            data = handle.read()
-    except OSError:
-        return None
-    fields = data[data.rindex(b")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _cpu_by_kind(processes: dict[int, str]) -> dict[int, float]:
-    return {pid: cpu for pid in processes if (cpu := _own_cpu(pid)) is not None}
+    return {pid: cpu for pid in processes if (cpu := process_cpu(pid)) is not None}
 
 
 def run(ctx: Context) -> Section:

@@ -295,18 +295,6 @@ def head(key: str) -> int | None:
     return int(response["ContentLength"])
 
 
-def head_metadata(key: str) -> dict[str, str] | None:
-    """The object's user metadata (``sha256``...), None when there is no such object."""
-    try:
-        response = client().head_object(Bucket=bucket(), Key=key)
-    except _botocore_errors() as exc:
-        error = _wrap(exc, "head", key)
-        if isinstance(error, ObjectNotFound):
-            return None
-        raise error from None
-    return dict(response.get("Metadata") or {})
-
-
 def open_object(key: str, start: int = 0, end: int | None = None) -> tuple[Iterator[bytes], int]:
     """Stream bytes ``start..end`` (inclusive, like an HTTP range; ``end=None``: to the end)
     of an object: ``(chunks, total size of the object)``. ``ObjectNotFound`` when missing,
