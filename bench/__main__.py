@@ -20,7 +20,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench.common import PYTHON, ROOT, Context, Procs, Section, log
+from bench.common import PYTHON, ROOT, Context, Procs, Section, log, retire_cameras
 
 BENCHMARKS = [
     "recording", "clips", "index", "events", "stream_start", "load", "ws_churn", "lpr", "mosaic",
@@ -290,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"{name} failed:\n{section.error}")
             section.seconds = time.monotonic() - t0
             sections[name] = section
+            retire_cameras()
             log(f"{name}: {section.seconds:.0f} s")
         machine.update(report.machine_after())
         out = Path(args.out)

@@ -432,6 +432,17 @@ def token_for(user) -> str:
     return str(AccessToken.for_user(user))
 
 
+def retire_cameras() -> None:
+    """Disable every camera a section made: the next section's supervisors must not pull
+    (or share out, in the fail-over's fair shares) cameras whose test server is gone."""
+    from django.db import connection
+
+    from cidades.models import Camera
+
+    Camera.objects.filter(enabled=True).update(enabled=False)
+    connection.close()
+
+
 def make_camera(prefeitura, code: str, url: str, *, recording: bool = False):
     from cidades.models import Camera
 

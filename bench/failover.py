@@ -58,22 +58,44 @@ def _running_since(camera_ids: list[int], since: float) -> set[int]:
     }
 
 
-def _steady(camera_ids: list[int], nodes: dict[str, Supervisor]) -> bool:
+def _state(camera_ids: list[int], nodes: dict[str, Supervisor]) -> dict:
     from streaming.models import RecorderStatus
 
     for node in nodes.values():
         node.check()
     owners = _owners(camera_ids)
-    counts = [sum(1 for name in owners.values() if name == n) for n in nodes]
-    statuses = dict(
-        RecorderStatus.objects.filter(camera_id__in=camera_ids).values_list("camera_id", "status")
-    )
+    return {
+        "owners": owners,
+        "counts": {n: sum(1 for name in owners.values() if name == n) for n in nodes},
+        "statuses": dict(
+            RecorderStatus.objects.filter(camera_id__in=camera_ids).values_list(
+                "camera_id", "status"
+            )
+        ),
+        "recorders": _recorders(nodes),
+    }
+
+
+def _steady(camera_ids: list[int], nodes: dict[str, Supervisor]) -> bool:
+    state = _state(camera_ids, nodes)
+    counts = list(state["counts"].values())
     return (
-        len(owners) == len(camera_ids)
+        len(state["owners"]) == len(camera_ids)
         and max(counts) - min(counts) <= 1
-        and all(statuses.get(c) == "RUNNING" for c in camera_ids)
-        and _recorders(nodes) == len(camera_ids)
+        and all(state["statuses"].get(c) == "RUNNING" for c in camera_ids)
+        and state["recorders"] == len(camera_ids)
     )
+
+
+def _wait_steady(ctx: Context, camera_ids: list[int], nodes: dict[str, Supervisor], what: str):
+    """Until every camera runs once, spread evenly; a timeout says what was still wrong."""
+    try:
+        wait_for(lambda: _steady(camera_ids, nodes), 180, 0.5, what)
+    except TimeoutError as error:
+        tails = "\n".join(
+            f"--- {node.name}:\n{ctx.procs.log_tail(node.name, 40)}" for node in nodes.values()
+        )
+        raise TimeoutError(f"{error}; {_state(camera_ids, nodes)}\n{tails}") from None
 
 
 def run(ctx: Context) -> Section:
@@ -104,7 +126,7 @@ def run(ctx: Context) -> Section:
             nodes[name] = Supervisor(ctx, name=name, GTV_NODE_NAME=name, **node_env).start()
         connection.close()
         t0 = time.monotonic()
-        wait_for(lambda: _steady(camera_ids, nodes), 180, 0.5, "cameras spread over 3 nodes")
+        _wait_steady(ctx, camera_ids, nodes, "cameras spread over 3 nodes")
         spread_s = time.monotonic() - t0
         failovers: list[float] = []
         claims: list[float] = []
@@ -141,7 +163,7 @@ def run(ctx: Context) -> Section:
             )
             nodes[victim].start()
             t1 = time.monotonic()
-            wait_for(lambda: _steady(camera_ids, nodes), 180, 0.5, "rebalanced after rejoin")
+            _wait_steady(ctx, camera_ids, nodes, "rebalanced after rejoin")
             rejoins.append(time.monotonic() - t1)
         p50, p99 = percentile(failovers, 50), percentile(failovers, 99)
         section.columns = ["figure", "value"]

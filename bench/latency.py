@@ -275,7 +275,10 @@ def run(ctx: Context) -> Section:
         browser: dict[str, list[float]] = {}
         browser_notes = []
         sessions: dict[str, list[float]] = {}  # each session's median
-        for name, config in player_configs(sync_count).items():
+        configs = list(player_configs(sync_count).items())
+        if ctx.smoke:
+            configs = configs[:1]  # the dashboard's set-up; the others to compare in full runs
+        for name, config in configs:
             try:
                 unreadable = 0
                 for k in range(args.latency_sessions):
